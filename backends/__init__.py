@@ -1,0 +1,92 @@
+"""Array backends, chosen by name at run time.
+
+    >>> from backends import get_backend
+    >>> cpu = get_backend("cpu")        # NumPy
+    >>> gpu = get_backend("gpu")        # CuPy; a clear BackendUnavailableError if it cannot be
+    >>> any_ = get_backend("auto")      # the GPU where one is usable, else the CPU
+
+This package knows nothing about training; ``lstm_xp`` builds on it. CuPy is imported
+only when a GPU is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .base import FLOAT_DTYPES, Backend, BackendUnavailableError
+
+__all__ = ["Backend", "BackendUnavailableError", "FLOAT_DTYPES", "get_backend",
+           "register_backend", "device_names"]
+
+_INSTALL_HINT = ("install CuPy for your CUDA version: pip install 'lstm-xp[cuda12]' "
+                 "or 'lstm-xp[cuda13]'")
+
+
+def _make_numpy() -> Backend:
+    from .numpy_backend import NumpyBackend
+    return NumpyBackend()
+
+
+def _make_cupy() -> Backend:
+    try:
+        import cupy
+    except ImportError as err:
+        raise BackendUnavailableError(
+            f"device 'gpu' needs CuPy, which is not installed ({err}); {_INSTALL_HINT}") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDA driver missing or broken: CuPy raises its own types
+        raise BackendUnavailableError(
+            f"device 'gpu': CuPy is installed but CUDA cannot be used here ({err}); check the "
+            "NVIDIA driver and that the CuPy wheel matches the CUDA version") from None
+    if count == 0:
+        raise BackendUnavailableError(
+            "device 'gpu': CuPy is installed but no CUDA device is visible "
+            "(check nvidia-smi and CUDA_VISIBLE_DEVICES)")
+    from .cupy_backend import CupyBackend
+    return CupyBackend()
+
+
+_FACTORIES: dict[str, Callable[[], Backend]] = {"cpu": _make_numpy, "gpu": _make_cupy}
+_ALIASES = {"numpy": "cpu", "cuda": "gpu", "cupy": "gpu"}
+_INSTANCES: dict[str, Backend] = {}
+
+
+def register_backend(name: str, factory: Callable[[], Backend]) -> None:
+    """Make ``get_backend(name)`` build a backend with ``factory()`` (called once, cached)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"backend name must be a non-empty string, got {name!r}")
+    _FACTORIES[name.lower()] = factory
+    _INSTANCES.pop(name.lower(), None)
+
+
+def device_names() -> list[str]:
+    """The names ``get_backend`` accepts (``"auto"`` included)."""
+    return sorted(_FACTORIES) + ["auto"] + sorted(_ALIASES)
+
+
+def get_backend(device: str | Backend = "cpu") -> Backend:
+    """The backend for ``device``: ``"cpu"``, ``"gpu"``, ``"auto"`` or a :class:`Backend`.
+
+    Raises:
+        BackendUnavailableError: ``"gpu"`` where CuPy or a CUDA device is missing.
+        ValueError: an unknown device name.
+        TypeError: ``device`` neither a string nor a Backend.
+    """
+    if isinstance(device, Backend):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a name such as 'cpu' or 'gpu', or a Backend; "
+                        f"got {type(device).__name__}")
+    name = device.strip().lower()
+    if name == "auto":
+        try:
+            return get_backend("gpu")
+        except BackendUnavailableError:
+            return get_backend("cpu")
+    name = _ALIASES.get(name, name)
+    if name not in _FACTORIES:
+        raise ValueError(f"unknown device {device!r}; expected one of {device_names()}")
+    if name not in _INSTANCES:
+        _INSTANCES[name] = _FACTORIES[name]()
+    return _INSTANCES[name]

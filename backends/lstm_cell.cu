@@ -1,0 +1,79 @@
+// Fused LSTM cell, forward and backward: one launch per time step each.
+//
+// The same equations as Backend.lstm_cell_forward / lstm_cell_backward in
+// backends/base.py (see their docstrings); one thread per element (b, j) of the
+// (B, H) state, reading and writing the four gates of that element in the (B, 4H)
+// gate row, PyTorch gate order i, f, g, o.
+//
+// The per-element work lives in LSTM_XP_DEVICE functions so that the tests can
+// compile this file as plain C++ on a machine without a GPU and check the math
+// against NumPy (tests/test_cuda_kernel_source.py); the __global__ wrappers only
+// map threads to elements.
+
+#ifndef LSTM_XP_DEVICE
+#define LSTM_XP_DEVICE __device__ __forceinline__
+#endif
+
+template <typename T>
+LSTM_XP_DEVICE T sigmoid_stable(T a) {
+    // sigma(a) = (1 + tanh(a/2)) / 2: no exp, so no overflow for large |a|
+    return T(0.5) * tanh(T(0.5) * a) + T(0.5);
+}
+
+template <typename T>
+LSTM_XP_DEVICE void cell_forward_element(long long n, int H, T* gates, const T* c_prev,
+                                         T* c, T* h) {
+    const long long b = n / H;
+    const int j = (int)(n - b * H);
+    T* row = gates + b * 4LL * H;
+    const T i = sigmoid_stable(row[j]);
+    const T f = sigmoid_stable(row[H + j]);
+    const T g = tanh(row[2 * H + j]);
+    const T o = sigmoid_stable(row[3 * H + j]);
+    const T c_new = f * c_prev[n] + i * g;
+    row[j] = i;
+    row[H + j] = f;
+    row[2 * H + j] = g;
+    row[3 * H + j] = o;
+    c[n] = c_new;
+    h[n] = o * tanh(c_new);
+}
+
+template <typename T>
+LSTM_XP_DEVICE void cell_backward_element(long long n, int H, T* gates, const T* c_prev,
+                                          const T* c, const T* dh, T* dc) {
+    const long long b = n / H;
+    const int j = (int)(n - b * H);
+    T* row = gates + b * 4LL * H;
+    const T i = row[j];
+    const T f = row[H + j];
+    const T g = row[2 * H + j];
+    const T o = row[3 * H + j];
+    const T tanh_c = tanh(c[n]);
+    const T dh_n = dh[n];
+    const T dc_t = dc[n] + dh_n * o * (T(1) - tanh_c * tanh_c);
+    row[j] = dc_t * g * i * (T(1) - i);
+    row[H + j] = dc_t * c_prev[n] * f * (T(1) - f);
+    row[2 * H + j] = dc_t * i * (T(1) - g * g);
+    row[3 * H + j] = dh_n * tanh_c * o * (T(1) - o);
+    dc[n] = dc_t * f;
+}
+
+#ifdef __CUDACC__
+template <typename T>
+__global__ void lstm_cell_forward(T* gates, const T* c_prev, T* c, T* h, long long BH, int H) {
+    const long long stride = (long long)blockDim.x * gridDim.x;
+    for (long long n = (long long)blockIdx.x * blockDim.x + threadIdx.x; n < BH; n += stride) {
+        cell_forward_element(n, H, gates, c_prev, c, h);
+    }
+}
+
+template <typename T>
+__global__ void lstm_cell_backward(T* gates, const T* c_prev, const T* c, const T* dh, T* dc,
+                                   long long BH, int H) {
+    const long long stride = (long long)blockDim.x * gridDim.x;
+    for (long long n = (long long)blockIdx.x * blockDim.x + threadIdx.x; n < BH; n += stride) {
+        cell_backward_element(n, H, gates, c_prev, c, dh, dc);
+    }
+}
+#endif

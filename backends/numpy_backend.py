@@ -1,0 +1,111 @@
+"""NumPy backend: the generic equations as in-place ufuncs on preallocated buffers.
+
+Each primitive does the same math as its generic version in ``backends/base.py`` but
+writes every intermediate into a workspace kept between calls (``out=``), so the time
+loop allocates nothing in steady state and makes as few passes over memory as it can.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Backend
+
+
+class NumpyBackend(Backend):
+    """CPU backend, ``xp = numpy``."""
+
+    def __init__(self):
+        super().__init__("cpu", np)
+        self._workspaces: dict = {}
+        self._gate_affine: dict = {}
+
+    def asarray(self, a, dtype=None, copy=None):
+        return np.asarray(a, dtype=dtype, copy=copy)
+
+    def owns(self, a) -> bool:
+        return isinstance(a, np.ndarray)
+
+    def _workspace(self, slot: str, shape, dtype) -> np.ndarray:
+        """A scratch array kept between calls, one per (slot, shape, dtype)."""
+        key = (slot, tuple(shape), np.dtype(dtype))
+        buf = self._workspaces.get(key)
+        if buf is None:
+            buf = self._workspaces[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+    def _gate_scales(self, H: int, dtype):
+        """Per-column (4H,) scale s and offset u with  act = s * tanh(s * a) + u.
+
+        s = 1/2, u = 1/2 on the sigmoid gates (i, f, o): sigma(a) = tanh(a/2)/2 + 1/2;
+        s = 1,   u = 0   on the cell candidate g:       g = tanh(a).
+        """
+        key = (H, np.dtype(dtype))
+        if key not in self._gate_affine:
+            scale = np.full(4 * H, 0.5, dtype=dtype)
+            offset = np.full(4 * H, 0.5, dtype=dtype)
+            scale[2 * H:3 * H] = 1.0
+            offset[2 * H:3 * H] = 0.0
+            self._gate_affine[key] = (scale, offset)
+        return self._gate_affine[key]
+
+    def matmul_into(self, a, b, out) -> None:
+        np.matmul(a, b, out=out)
+
+    def matmul_acc(self, a, b, out) -> None:
+        product = self._workspace("matmul_acc", out.shape, out.dtype)
+        np.matmul(a, b, out=product)
+        np.add(out, product, out=out)
+
+    def lstm_cell_forward(self, gates, c_prev, c, h) -> None:
+        H = c_prev.shape[-1]
+        scale, offset = self._gate_scales(H, gates.dtype)
+        # all four activations in three passes over (B, 4H): act = s * tanh(s * a) + u
+        np.multiply(gates, scale, out=gates)
+        np.tanh(gates, out=gates)
+        np.multiply(gates, scale, out=gates)
+        np.add(gates, offset, out=gates)
+        i, f = gates[:, 0:H], gates[:, H:2 * H]
+        g, o = gates[:, 2 * H:3 * H], gates[:, 3 * H:4 * H]
+        ig = self._workspace("cell_a", c.shape, c.dtype)
+        np.multiply(f, c_prev, out=c)          # c = f * c_prev + i * g
+        np.multiply(i, g, out=ig)
+        np.add(c, ig, out=c)
+        np.tanh(c, out=ig)                     # h = o * tanh(c)
+        np.multiply(o, ig, out=h)
+
+    def lstm_cell_backward(self, gates, c_prev, c, dh, dc) -> None:
+        H = c_prev.shape[-1]
+        i, f = gates[:, 0:H], gates[:, H:2 * H]
+        g, o = gates[:, 2 * H:3 * H], gates[:, 3 * H:4 * H]
+        tanh_c = self._workspace("cell_a", c.shape, c.dtype)
+        w = self._workspace("cell_b", c.shape, c.dtype)
+        np.tanh(c, out=tanh_c)
+        # dc_t = dc + dh * o * (1 - tanh(c)^2)
+        np.multiply(tanh_c, tanh_c, out=w)
+        np.subtract(1, w, out=w)
+        np.multiply(w, o, out=w)
+        np.multiply(w, dh, out=w)
+        np.add(dc, w, out=dc)
+        # da_o = dh * tanh(c) * o (1 - o)
+        np.multiply(tanh_c, dh, out=tanh_c)
+        np.subtract(1, o, out=w)
+        np.multiply(o, w, out=o)
+        np.multiply(o, tanh_c, out=o)
+        # da_i = dc_t * g * i (1 - i), da_g = dc_t * i * (1 - g^2): di first, it reads g
+        di = tanh_c
+        np.multiply(dc, g, out=di)
+        np.multiply(g, g, out=g)
+        np.subtract(1, g, out=g)
+        np.multiply(g, dc, out=g)
+        np.multiply(g, i, out=g)
+        np.subtract(1, i, out=w)
+        np.multiply(i, w, out=i)
+        np.multiply(i, di, out=i)
+        # da_f = dc_t * c_prev * f (1 - f), then dc <- dL/dc_{t-1} = dc_t * f
+        df = tanh_c
+        np.multiply(dc, c_prev, out=df)
+        np.multiply(dc, f, out=dc)
+        np.subtract(1, f, out=w)
+        np.multiply(f, w, out=f)
+        np.multiply(f, df, out=f)

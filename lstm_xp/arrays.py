@@ -1,0 +1,72 @@
+"""Moving arrays between host and device, and checking what users hand us.
+
+Every public entry point takes its arrays through :func:`as_input`, which accepts NumPy
+arrays (moved to the layer's device), arrays already on that device, and plain Python
+numbers/lists, and rejects everything else with an error that names the argument, what
+was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_numpy(a) -> np.ndarray:
+    """Any NumPy or CuPy array (or Python number/list) as a NumPy array on the host."""
+    if isinstance(a, np.ndarray):
+        return a
+    if type(a).__module__.split(".")[0] == "cupy":
+        return a.get()
+    return np.asarray(a)
+
+
+def array_library(a) -> str:
+    """The top-level module an array comes from: "numpy", "cupy", "torch", ..."""
+    return type(a).__module__.split(".")[0]
+
+
+def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False):
+    """``a`` as an array of ``backend`` with dtype ``dtype``, after checking it.
+
+    Args:
+        backend: the layer's backend.
+        a: a NumPy array, an array of ``backend``, or a Python number/nested list.
+        name: the argument's name, used in error messages.
+        dtype: the layer's ``xp`` dtype; floating arrays must already have it (no silent
+            precision change); Python numbers/lists are converted to it.
+        ndims: allowed numbers of dimensions (tuple), or None for any.
+        copy: return a copy even where ``a`` could be used as it is.
+
+    Raises:
+        TypeError: wrong array library or device, non-floating or mismatched dtype.
+        ValueError: wrong number of dimensions.
+    """
+    want = backend.dtype_name(dtype)
+    if isinstance(a, (list, tuple, int, float)):
+        a = np.asarray(a, dtype=want)
+    if backend.owns(a):
+        got = backend.dtype_name(a.dtype)
+    elif isinstance(a, np.ndarray):
+        got = a.dtype.name
+    else:
+        hint = (" (move it with lstm_xp.to_numpy, or move the layer with .to())"
+                if array_library(a) == "cupy" else "")
+        raise TypeError(f"{name} must be a NumPy array or an array on the layer's device "
+                        f"({backend.name!r}); got a {array_library(a)} {type(a).__name__}{hint}")
+    if got != want:
+        kind = "" if got.startswith("float") else " (it must be floating point)"
+        other = got if got.startswith("float") else want
+        raise TypeError(f"{name} has dtype {got}{kind} but the layer computes in {want}; "
+                        f"convert it with .astype('{want}') or build the layer with "
+                        f"dtype='{other}'")
+    if ndims is not None and len(a.shape) not in ndims:
+        allowed = " or ".join(str(n) for n in ndims)
+        raise ValueError(f"{name} must have {allowed} dimensions, got shape {tuple(a.shape)}")
+    return backend.asarray(a, dtype=dtype, copy=True if copy else None)
+
+def check_shape(name: str, a, expected: tuple, meaning: str = "") -> None:
+    """Raise ValueError unless ``a.shape == expected``; ``meaning`` spells out the axes."""
+    if tuple(a.shape) != tuple(expected):
+        axes = f" {meaning}" if meaning else ""
+        raise ValueError(f"{name} must have shape {tuple(expected)}{axes}, "
+                         f"got {tuple(a.shape)}")

@@ -1,0 +1,292 @@
+"""The LSTM layer: multi-layer, optionally bidirectional, with ``torch.nn.LSTM``'s interface.
+
+Each layer k and direction d (d = 0 forward, d = 1 reverse) runs the recurrence
+
+    i_t = sigma(W_ii x_t + b_ii + W_hi h_prev + b_hi)
+    f_t = sigma(W_if x_t + b_if + W_hf h_prev + b_hf)
+    g_t = tanh (W_ig x_t + b_ig + W_hg h_prev + b_hg)
+    o_t = sigma(W_io x_t + b_io + W_ho h_prev + b_ho)
+    c_t = f_t * c_prev + i_t * g_t
+    h_t = o_t * tanh(c_t)
+
+over its input (the data for k = 0, the concatenated outputs of layer k-1 otherwise);
+``lstm_xp.bptt`` holds the time loop and its backward. Parameters carry PyTorch's names
+and shapes (``weight_ih_l0`` (4H, I), ``weight_hh_l0_reverse`` (4H, H), ...), rows in gate
+order i, f, g, o, so state dicts move between the two unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .arrays import as_input, check_shape
+from .bptt import direction_backward, direction_forward
+from .module import Module
+
+RECURRENT_INITS = ("uniform", "orthogonal")
+
+
+def param_names(layer: int, direction: int) -> dict:
+    """PyTorch's names of one layer-direction's parameters, keyed w_ih, w_hh, b_ih, b_hh."""
+    suffix = f"l{layer}" + ("_reverse" if direction == 1 else "")
+    return {"w_ih": f"weight_ih_{suffix}", "w_hh": f"weight_hh_{suffix}",
+            "b_ih": f"bias_ih_{suffix}", "b_hh": f"bias_hh_{suffix}"}
+
+
+def init_lstm_params(input_size, hidden_size, num_layers, num_directions, rng,
+                     forget_bias=None, recurrent_init="uniform") -> dict:
+    """Initial parameters as host float64 arrays, by PyTorch name.
+
+    Every entry ~ U(-1/sqrt(H), 1/sqrt(H)) as in ``torch.nn.LSTM``; optionally
+    ``weight_hh`` as four independent random orthogonal (H, H) blocks (one per gate), and
+    the forget-gate bias set so that b_if + b_hf = ``forget_bias``.
+    """
+    H = hidden_size
+    bound = 1.0 / math.sqrt(H)
+    params = {}
+    for k in range(num_layers):
+        in_k = input_size if k == 0 else H * num_directions
+        for d in range(num_directions):
+            names = param_names(k, d)
+            params[names["w_ih"]] = rng.uniform(-bound, bound, (4 * H, in_k))
+            if recurrent_init == "orthogonal":
+                params[names["w_hh"]] = np.concatenate([_random_orthogonal(rng, H) for _ in range(4)])
+            else:
+                params[names["w_hh"]] = rng.uniform(-bound, bound, (4 * H, H))
+            params[names["b_ih"]] = rng.uniform(-bound, bound, 4 * H)
+            params[names["b_hh"]] = rng.uniform(-bound, bound, 4 * H)
+            if forget_bias is not None:
+                params[names["b_ih"]][H:2 * H] = forget_bias
+                params[names["b_hh"]][H:2 * H] = 0.0
+    return params
+
+
+def _random_orthogonal(rng, n: int) -> np.ndarray:
+    """An (n, n) orthogonal matrix drawn uniformly (QR of a Gaussian, signs fixed)."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+class LSTM(Module):
+    """Long short-term memory over sequences, forward and backward written by hand.
+
+    Args:
+        input_size: I, features per step of the input.
+        hidden_size: H, units per layer and direction.
+        num_layers: L, stacked layers (layer k > 0 reads layer k-1's outputs).
+        bidirectional: add a reverse direction per layer (D = 2).
+        batch_first: x and y are (B, T, features) instead of (T, B, features).
+        dtype: "float32" or "float64".
+        device: "cpu", "gpu", "auto" or a ``backends.Backend``.
+        seed: seed of the initialisation (None: fresh entropy).
+        forget_bias: if given, initialise b_if + b_hf to this value (1.0 is common).
+        recurrent_init: "uniform" (as PyTorch) or "orthogonal" for ``weight_hh``.
+
+    Shapes (as ``torch.nn.LSTM``): x (T, B, I), or (B, T, I) with batch_first, or (T, I)
+    unbatched; y (T, B, D*H) with the forward direction first in the last axis;
+    h_n, c_n (L*D, B, H), or (L*D, H) unbatched.
+
+    Example::
+
+        lstm = LSTM(8, 32, num_layers=2, seed=0)
+        y, (h_n, c_n) = lstm.forward(x)                  # x (T, B, 8)
+        dx, (dh0, dc0) = lstm.backward(dy)               # fills lstm.grads
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False,
+                 batch_first=False, dtype="float32", device="cpu", seed=None,
+                 forget_bias=None, recurrent_init="uniform"):
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        self.bidirectional = _flag("bidirectional", bidirectional)
+        self.batch_first = _flag("batch_first", batch_first)
+        if recurrent_init not in RECURRENT_INITS:
+            raise ValueError(f"recurrent_init must be one of {RECURRENT_INITS}, got {recurrent_init!r}")
+        if forget_bias is not None and not math.isfinite(forget_bias):
+            raise ValueError(f"forget_bias must be a finite number or None, got {forget_bias!r}")
+        super().__init__(device, dtype)
+        self.num_directions = 2 if self.bidirectional else 1
+        rng = np.random.default_rng(seed)
+        self._init_params(init_lstm_params(self.input_size, self.hidden_size, self.num_layers,
+                                           self.num_directions, rng, forget_bias, recurrent_init))
+        self._tapes = None
+        self._layout = None
+
+    def __repr__(self) -> str:
+        return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, batch_first={self.batch_first}, "
+                f"dtype={self.dtype_name!r}, device={self.device!r})")
+
+    def _drop_saved(self) -> None:
+        self._tapes = None
+
+    def _layer_params(self, k: int, d: int):
+        names = param_names(k, d)
+        return {key: self.params[name] for key, name in names.items()}
+
+    # ------------------------------------------------------------------ layouts
+    def _time_major(self, a, unbatched: bool):
+        """(T, B, F) view of a sequence array given in the user's layout."""
+        xp = self.backend.xp
+        if unbatched:
+            return xp.reshape(a, (a.shape[0], 1, a.shape[1]))
+        return xp.permute_dims(a, (1, 0, 2)) if self.batch_first else a
+
+    def _user_layout(self, a, unbatched: bool):
+        """Inverse of :meth:`_time_major` for a (T, B, F) array."""
+        xp = self.backend.xp
+        if unbatched:
+            return xp.reshape(a, (a.shape[0], a.shape[2]))
+        return xp.permute_dims(a, (1, 0, 2)) if self.batch_first else a
+
+    def _state_in(self, name, a, batch: int, unbatched: bool):
+        """A (L*D, B, H) state argument (h0, c0, dh_n, dc_n) in time-major form, or None."""
+        if a is None:
+            return None
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        a = as_input(self.backend, a, name, self.dtype, ndims=(2,) if unbatched else (3,))
+        if unbatched:
+            check_shape(name, a, (LD, H), "(num_layers * num_directions, hidden_size)")
+            return self.backend.xp.reshape(a, (LD, 1, H))
+        check_shape(name, a, (LD, batch, H), "(num_layers * num_directions, batch, hidden_size)")
+        return a
+
+    def _state_out(self, a, unbatched: bool):
+        return self.backend.xp.reshape(a, (a.shape[0], a.shape[2])) if unbatched else a
+
+    def _pair(self, name, value):
+        if value is None:
+            return None, None
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name} must be a pair ({name[0]}h, {name[0]}c) or None, "
+                            f"got {type(value).__name__}")
+        return value
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x, state=None, *, train: bool = True):
+        """Run the LSTM over a batch of sequences.
+
+        Args:
+            x: (T, B, I), or (B, T, I) if batch_first, or (T, I) unbatched; a NumPy array
+               (moved to the layer's device) or an array on that device, of the layer's dtype.
+            state: (h0, c0), each (L*D, B, H) — (L*D, H) unbatched — or None for zeros.
+            train: keep what :meth:`backward` needs; False for inference (keeps nothing).
+
+        Returns:
+            y: (T, B, D*H) [or (B, T, D*H), or (T, D*H)]: last layer's h_t, forward
+               direction in [..., :H], reverse in [..., H:].
+            (h_n, c_n): each (L*D, B, H) [or (L*D, H)]; entry k*D + d is layer k, direction d.
+        """
+        backend, xp = self.backend, self.backend.xp
+        x = as_input(backend, x, "x", self.dtype, ndims=(2, 3))
+        unbatched = len(x.shape) == 2
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have {self.input_size} features (input_size) in its last "
+                             f"axis, got shape {tuple(x.shape)}")
+        x_view = self._time_major(x, unbatched)
+        T, B = x_view.shape[0], x_view.shape[1]
+        if T == 0 or B == 0:
+            raise ValueError(f"x must hold at least one step of one sequence, got shape {tuple(x.shape)}")
+        h0, c0 = self._pair("state", state)
+        h0 = self._state_in("state[0] (h0)", h0, B, unbatched)
+        c0 = self._state_in("state[1] (c0)", c0, B, unbatched)
+        # a private, C-contiguous, time-major copy: later changes to the caller's x cannot
+        # corrupt the gradients, and every GEMM sees a plain (T*B, I) matrix
+        layer_input = backend.empty((T, B, self.input_size), self.dtype)
+        layer_input[...] = x_view
+        H, D = self.hidden_size, self.num_directions
+        h_n = backend.empty((self.num_layers * D, B, H), self.dtype)
+        c_n = backend.empty((self.num_layers * D, B, H), self.dtype)
+        zeros = backend.zeros((B, H), self.dtype) if h0 is None or c0 is None else None
+        tapes = []
+        for k in range(self.num_layers):
+            y = backend.empty((T, B, D * H), self.dtype)
+            layer_tapes = []
+            for d in range(D):
+                s = k * D + d
+                p = self._layer_params(k, d)
+                tape = direction_forward(backend, layer_input, p["w_ih"], p["w_hh"], p["b_ih"],
+                                         p["b_hh"], zeros if h0 is None else h0[s, ...],
+                                         zeros if c0 is None else c0[s, ...], reverse=d == 1)
+                y[:, :, d * H:(d + 1) * H] = tape.outputs()
+                h_last, c_last = tape.final_state()
+                h_n[s, ...] = h_last
+                c_n[s, ...] = c_last
+                layer_tapes.append(tape)
+            tapes.append(layer_tapes)
+            layer_input = y
+        self._tapes = tapes if train else None
+        self._layout = unbatched
+        return (self._user_layout(layer_input, unbatched),
+                (self._state_out(h_n, unbatched), self._state_out(c_n, unbatched)))
+
+    __call__ = forward
+
+    # ----------------------------------------------------------------- backward
+    def backward(self, dy=None, dstate=None):
+        """Backpropagate through time what the last ``forward(train=True)`` computed.
+
+        Args:
+            dy: dL/dy, shaped like y, or None (no loss on the outputs).
+            dstate: (dh_n, dc_n) shaped like (h_n, c_n), either may be None; or None.
+
+        Returns:
+            dx: dL/dx, shaped like x.
+            (dh0, dc0): dL/dh0 and dL/dc0, shaped like the state (also when forward
+                started from zeros).
+
+        Side effect: ``self.grads[name]`` = dL/d``params[name]`` for every parameter.
+        The activations kept by forward are used up: a second backward needs a new forward.
+        """
+        if self._tapes is None:
+            raise RuntimeError("backward() needs the activations of a forward(..., train=True) "
+                               "call, and each backward() uses them up; call forward() again")
+        backend = self.backend
+        unbatched = self._layout
+        tapes = self._tapes
+        T, B = tapes[0][0].x.shape[0], tapes[0][0].x.shape[1]
+        H, D, L = self.hidden_size, self.num_directions, self.num_layers
+        if dy is not None:
+            dy = as_input(backend, dy, "dy", self.dtype, ndims=(2,) if unbatched else (3,))
+            dy = self._time_major(dy, unbatched)
+            check_shape("dy", dy, (T, B, D * H), "(steps, batch, num_directions * hidden_size) "
+                        "in time-major order")
+        dh_n, dc_n = self._pair("dstate", dstate)
+        dh_n = self._state_in("dstate[0] (dh_n)", dh_n, B, unbatched)
+        dc_n = self._state_in("dstate[1] (dc_n)", dc_n, B, unbatched)
+        self._tapes = None   # backward overwrites the saved gates: no second use
+        dh0 = backend.empty((L * D, B, H), self.dtype)
+        dc0 = backend.empty((L * D, B, H), self.dtype)
+        d_out = dy
+        for k in reversed(range(L)):
+            d_in = backend.empty(tuple(tapes[k][0].x.shape), self.dtype)
+            for d in range(D):
+                s = k * D + d
+                p = self._layer_params(k, d)
+                grads = {key: self.grads[name] for key, name in param_names(k, d).items()}
+                dh, dc = direction_backward(
+                    backend, tapes[k][d], p["w_ih"], p["w_hh"],
+                    None if d_out is None else d_out[:, :, d * H:(d + 1) * H],
+                    None if dh_n is None else dh_n[s, ...],
+                    None if dc_n is None else dc_n[s, ...],
+                    grads, d_in, accumulate_dx=d > 0)
+                dh0[s, ...] = dh
+                dc0[s, ...] = dc
+            d_out = d_in
+        return (self._user_layout(d_out, unbatched),
+                (self._state_out(dh0, unbatched), self._state_out(dc0, unbatched)))
