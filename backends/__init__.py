@@ -16,7 +16,7 @@ from typing import Callable
 from .base import FLOAT_DTYPES, Backend, BackendUnavailableError
 
 __all__ = ["Backend", "BackendUnavailableError", "FLOAT_DTYPES", "get_backend",
-           "register_backend", "device_names"]
+           "backend_of", "register_backend", "device_names"]
 
 _INSTALL_HINT = ("install CuPy for your CUDA version: pip install 'lstm-xp[cuda12]' "
                  "or 'lstm-xp[cuda13]'")
@@ -90,3 +90,18 @@ def get_backend(device: str | Backend = "cpu") -> Backend:
     if name not in _INSTANCES:
         _INSTANCES[name] = _FACTORIES[name]()
     return _INSTANCES[name]
+
+
+def backend_of(a) -> Backend:
+    """The backend (among those in use) whose array ``a`` is; NumPy arrays give the CPU's.
+
+    Raises:
+        TypeError: ``a`` is not an array of any backend in use.
+    """
+    for backend in _INSTANCES.values():
+        if backend.owns(a):
+            return backend
+    if type(a).__module__.split(".")[0] == "numpy":
+        return get_backend("cpu")
+    raise TypeError(f"expected an array of a backend in use ({sorted(_INSTANCES)}), "
+                    f"got {type(a).__module__}.{type(a).__name__}")

@@ -67,6 +67,9 @@ class Backend:
     def zeros(self, shape, dtype):
         return self.xp.zeros(shape, dtype=dtype, **self._on_device())
 
+    def arange(self, n: int, dtype=None):
+        return self.xp.arange(n, dtype=dtype, **self._on_device())
+
     def asarray(self, a, dtype=None, copy=None):
         """``a`` (host array, nested list or an array of this backend) as an array here."""
         return self.xp.asarray(a, dtype=dtype, copy=copy, **self._on_device())

@@ -10,7 +10,9 @@
 // against NumPy (tests/test_cuda_kernel_source.py); the __global__ wrappers only
 // map threads to elements.
 
-#ifndef LSTM_XP_DEVICE
+#ifdef LSTM_XP_HOST_ONLY  // the tests: element math as plain C++, no kernels
+#define LSTM_XP_DEVICE inline
+#else
 #define LSTM_XP_DEVICE __device__ __forceinline__
 #endif
 
@@ -59,7 +61,7 @@ LSTM_XP_DEVICE void cell_backward_element(long long n, int H, T* gates, const T*
     dc[n] = dc_t * f;
 }
 
-#ifdef __CUDACC__
+#ifndef LSTM_XP_HOST_ONLY
 template <typename T>
 __global__ void lstm_cell_forward(T* gates, const T* c_prev, T* c, T* h, long long BH, int H) {
     const long long stride = (long long)blockDim.x * gridDim.x;

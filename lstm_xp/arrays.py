@@ -70,3 +70,17 @@ def check_shape(name: str, a, expected: tuple, meaning: str = "") -> None:
         axes = f" {meaning}" if meaning else ""
         raise ValueError(f"{name} must have shape {tuple(expected)}{axes}, "
                          f"got {tuple(a.shape)}")
+
+
+def positive_int(name: str, value) -> int:
+    """``value`` as an int, or ValueError unless it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def flag(name: str, value) -> bool:
+    """``value`` as a bool, or TypeError unless it is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)

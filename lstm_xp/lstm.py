@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from .arrays import as_input, check_shape
+from .arrays import as_input, check_shape, flag, positive_int
 from .bptt import direction_backward, direction_forward
 from .module import Module
 
@@ -69,18 +69,6 @@ def _random_orthogonal(rng, n: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 class LSTM(Module):
     """Long short-term memory over sequences, forward and backward written by hand.
 
@@ -110,11 +98,11 @@ class LSTM(Module):
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False,
                  batch_first=False, dtype="float32", device="cpu", seed=None,
                  forget_bias=None, recurrent_init="uniform"):
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = _positive_int("hidden_size", hidden_size)
-        self.num_layers = _positive_int("num_layers", num_layers)
-        self.bidirectional = _flag("bidirectional", bidirectional)
-        self.batch_first = _flag("batch_first", batch_first)
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.num_layers = positive_int("num_layers", num_layers)
+        self.bidirectional = flag("bidirectional", bidirectional)
+        self.batch_first = flag("batch_first", batch_first)
         if recurrent_init not in RECURRENT_INITS:
             raise ValueError(f"recurrent_init must be one of {RECURRENT_INITS}, got {recurrent_init!r}")
         if forget_bias is not None and not math.isfinite(forget_bias):

@@ -1,0 +1,102 @@
+"""Losses: value and gradient, on whatever device the predictions live.
+
+Each loss follows the layer convention: ``value = loss.forward(pred, target)`` returns a
+0-d array on the predictions' device (no host synchronisation; ``float(value)`` when you
+need the number) and ``loss.backward()`` returns dL/dpred shaped like ``pred``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backends import backend_of
+
+from .arrays import array_library, as_input, check_shape
+
+
+class MSELoss:
+    """Mean squared error over every element.
+
+        L = (1/N) sum_n (pred_n - target_n)^2          dL/dpred = (2/N) (pred - target)
+
+    Shapes: pred (...), target the same shape; N = number of elements.
+    """
+
+    def __init__(self):
+        self._diff = None
+
+    def forward(self, pred, target):
+        backend = backend_of(pred)
+        target = as_input(backend, target, "target", pred.dtype)
+        check_shape("target", target, tuple(pred.shape), "(the shape of pred)")
+        xp = backend.xp
+        self._diff = pred - target
+        return xp.mean(self._diff * self._diff)
+
+    __call__ = forward
+
+    def backward(self):
+        if self._diff is None:
+            raise RuntimeError("MSELoss.backward() needs a forward() first")
+        n = 1
+        for s in self._diff.shape:
+            n *= s
+        grad = self._diff * (2.0 / n)
+        self._diff = None
+        return grad
+
+
+class CrossEntropyLoss:
+    """Softmax cross-entropy over the last axis with integer class targets.
+
+        p = softmax(logits)        L = -(1/N) sum_n log p[n, target_n]
+        dL/dlogits = (p - onehot(target)) / N
+
+    Shapes: logits (..., C); target (...) integers in [0, C); N = number of positions.
+    The log-softmax subtracts the row maximum first, so large logits cannot overflow.
+    """
+
+    def __init__(self):
+        self._saved = None
+
+    def forward(self, logits, target):
+        backend = backend_of(logits)
+        xp = backend.xp
+        C = logits.shape[-1]
+        target = self._class_indices(backend, target, tuple(logits.shape[:-1]), C)
+        z = xp.reshape(logits, (-1, C))
+        z = z - xp.max(z, axis=1, keepdims=True)
+        log_p = z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
+        t = xp.reshape(target, (-1, 1))
+        picked = xp.take_along_axis(log_p, t, axis=1)
+        self._saved = (backend, log_p, t, tuple(logits.shape))
+        return -xp.mean(picked)
+
+    __call__ = forward
+
+    @staticmethod
+    def _class_indices(backend, target, shape, C):
+        if not backend.owns(target):
+            if not (isinstance(target, (list, tuple)) or array_library(target) == "numpy"):
+                raise TypeError(f"target must be a NumPy array or an array on the logits' "
+                                f"device ({backend.name!r}), got {type(target).__name__}")
+            target = backend.asarray(np.asarray(target))
+        kind = backend.dtype_name(target.dtype)
+        if kind not in ("int32", "int64"):
+            raise TypeError(f"target must hold integer class indices (int32/int64), got {kind}")
+        check_shape("target", target, shape, "(the shape of logits without its last axis)")
+        xp = backend.xp
+        if bool(xp.any(target < 0)) or bool(xp.any(target >= C)):
+            raise ValueError(f"target must hold class indices in [0, {C}), got values outside")
+        return target
+
+    def backward(self):
+        if self._saved is None:
+            raise RuntimeError("CrossEntropyLoss.backward() needs a forward() first")
+        backend, log_p, t, shape = self._saved
+        xp = backend.xp
+        N, C = log_p.shape
+        onehot = xp.astype(backend.arange(C, dtype=t.dtype) == t, log_p.dtype)
+        grad = (xp.exp(log_p) - onehot) * (1.0 / N)
+        self._saved = None
+        return xp.reshape(grad, shape)

@@ -1,0 +1,162 @@
+"""Optimizers and gradient clipping over layers that follow the params/grads convention.
+
+    opt = Adam([lstm, head], lr=1e-3)
+    ... forward, loss, backward ...
+    clip_grad_norm([lstm, head], max_norm=1.0)
+    opt.step()
+
+Parameters are updated in place, so ``layer.params`` keeps pointing at the same arrays.
+All arithmetic stays on the layers' device; nothing here synchronises with the host.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _layers(layers) -> list:
+    layers = list(layers) if isinstance(layers, (list, tuple)) else [layers]
+    for i, layer in enumerate(layers):
+        if not (hasattr(layer, "params") and hasattr(layer, "grads")):
+            raise TypeError(f"layers[{i}] must have .params and .grads dicts, "
+                            f"got {type(layer).__name__}")
+    return layers
+
+
+def _positive(name, value, allow_zero=False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base: walks (key, param, grad) over the layers; subclasses define ``_update``."""
+
+    def __init__(self, layers, lr):
+        self.layers = _layers(layers)
+        self.lr = _positive("lr", lr)
+        self.steps = 0
+        self.state: dict = {}
+
+    def _entries(self):
+        for i, layer in enumerate(self.layers):
+            for name, param in layer.params.items():
+                yield f"{i}.{name}", layer.backend, param, layer.grads[name]
+
+    def _slot(self, key: str, slot: str, backend, like):
+        full = f"{key}.{slot}"
+        if full not in self.state:
+            self.state[full] = backend.zeros(tuple(like.shape), like.dtype)
+        return self.state[full]
+
+    def step(self) -> None:
+        """Update every parameter from its gradient (one optimisation step)."""
+        self.steps += 1
+        for key, backend, param, grad in self._entries():
+            self._update(key, backend, param, grad)
+
+    def _update(self, key, backend, param, grad) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """Host copies of the optimizer state (step count and per-parameter buffers)."""
+        out = {"steps": np.asarray(self.steps)}
+        for key, value in self.state.items():
+            layer = self.layers[int(key.split(".", 1)[0])]
+            out[key] = np.array(layer.backend.to_numpy(value))
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (layers must match in order and shapes)."""
+        self.steps = int(state["steps"])
+        self.state = {}
+        for key, value in state.items():
+            if key == "steps":
+                continue
+            layer = self.layers[int(key.split(".", 1)[0])]
+            self.state[key] = layer.backend.asarray(value, dtype=layer.dtype, copy=True)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum and time-based learning-rate decay.
+
+        lr_t = lr / (1 + decay * (t - 1))          (t = 1, 2, ... counts steps)
+        v    <- momentum * v + grad                (v = grad when momentum = 0)
+        p    <- p - lr_t * v
+    """
+
+    def __init__(self, layers, lr=0.01, momentum=0.0, decay=0.0):
+        super().__init__(layers, lr)
+        self.momentum = _positive("momentum", momentum, allow_zero=True)
+        self.decay = _positive("decay", decay, allow_zero=True)
+
+    def current_lr(self) -> float:
+        return self.lr / (1.0 + self.decay * max(self.steps - 1, 0))
+
+    def _update(self, key, backend, param, grad) -> None:
+        lr_t = self.current_lr()
+        if self.momentum:
+            v = self._slot(key, "velocity", backend, param)
+            v *= self.momentum
+            v += grad
+            param -= lr_t * v
+        else:
+            param -= lr_t * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), with bias correction.
+
+        m <- b1 m + (1 - b1) g           v <- b2 v + (1 - b2) g^2
+        p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+    """
+
+    def __init__(self, layers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(layers, lr)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas must both be in [0, 1), got {betas!r}")
+        self.b1, self.b2 = float(b1), float(b2)
+        self.eps = _positive("eps", eps)
+
+    def _update(self, key, backend, param, grad) -> None:
+        xp = backend.xp
+        m = self._slot(key, "m", backend, param)
+        v = self._slot(key, "v", backend, param)
+        m *= self.b1
+        m += (1.0 - self.b1) * grad
+        v *= self.b2
+        v += (1.0 - self.b2) * (grad * grad)
+        m_hat = 1.0 / (1.0 - self.b1 ** self.steps)
+        v_hat = 1.0 / (1.0 - self.b2 ** self.steps)
+        param -= (self.lr * m_hat) * m / (xp.sqrt(v * v_hat) + self.eps)
+
+
+def clip_grad_norm(layers, max_norm: float):
+    """Scale all gradients together so that their global L2 norm is at most ``max_norm``.
+
+        norm = sqrt(sum over every gradient entry of g^2)
+        g   <- g * min(1, max_norm / norm)
+
+    Returns the norm before clipping as a 0-d array on the layers' device (no host sync).
+    """
+    max_norm = _positive("max_norm", max_norm)
+    layers = _layers(layers)
+    total = None
+    for layer in layers:
+        xp = layer.backend.xp
+        for g in layer.grads.values():
+            sq = xp.sum(g * g)
+            total = sq if total is None else total + sq
+    if total is None:
+        return None
+    norm = layers[0].backend.xp.sqrt(total)
+    scale = max_norm / layers[0].backend.xp.maximum(norm, max_norm)
+    for layer in layers:
+        for g in layer.grads.values():
+            g *= scale
+    return norm

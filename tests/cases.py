@@ -1,0 +1,77 @@
+"""The configuration grid shared by the gradient, oracle and reference tests."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Case:
+    layers: int
+    bidirectional: bool
+    batch_first: bool
+    batch: int | None          # None: unbatched input (T, I)
+    given_state: bool          # non-zero (h0, c0) passed in, else None (zeros)
+    dy: bool                   # which output gradients backward receives
+    dh: bool
+    dc: bool
+
+    @property
+    def directions(self):
+        return 2 if self.bidirectional else 1
+
+    def __str__(self):
+        parts = [f"L{self.layers}", "bi" if self.bidirectional else "uni",
+                 "bf" if self.batch_first else "tm",
+                 "unbatched" if self.batch is None else f"B{self.batch}",
+                 "h0c0" if self.given_state else "nostate",
+                 "d" + "".join(n for n, on in (("y", self.dy), ("h", self.dh), ("c", self.dc)) if on)]
+        return "-".join(parts)
+
+
+# every value of every option appears, in mixed company: layers 1-3, uni/bidirectional,
+# time-major/batch_first, B=1/B>1/unbatched, given/absent initial state, and each of
+# (dy, dh_n, dc_n) present and absent
+GRID = [
+    Case(1, False, False, 1, False, True, True, True),
+    Case(1, False, False, 3, True, True, False, False),
+    Case(1, True, False, 2, True, True, True, True),
+    Case(1, True, True, 1, False, False, True, False),
+    Case(2, False, True, 2, True, False, False, True),
+    Case(2, True, False, 3, True, True, True, False),
+    Case(2, True, True, 2, False, True, False, True),
+    Case(3, False, False, 2, True, False, True, True),
+    Case(3, True, True, 3, True, True, True, True),
+    Case(3, True, False, 1, False, True, False, False),
+    Case(2, True, False, None, True, True, True, True),
+    Case(1, False, True, None, False, True, False, True),
+]
+
+
+def make_problem(case, rng, steps, input_size, hidden):
+    """Random x, state and output gradients for ``case``, in the user's layout."""
+    T, B, I, H = steps, case.batch, input_size, hidden
+    LD, D = case.layers * case.directions, case.directions
+    if B is None:
+        x_shape, state_shape, y_shape = (T, I), (LD, H), (T, D * H)
+    elif case.batch_first:
+        x_shape, state_shape, y_shape = (B, T, I), (LD, B, H), (B, T, D * H)
+    else:
+        x_shape, state_shape, y_shape = (T, B, I), (LD, B, H), (T, B, D * H)
+    x = rng.standard_normal(x_shape)
+    state = None
+    if case.given_state:
+        state = (rng.standard_normal(state_shape) * 0.5, rng.standard_normal(state_shape) * 0.5)
+    dy = rng.standard_normal(y_shape) if case.dy else None
+    dh = rng.standard_normal(state_shape) if case.dh else None
+    dc = rng.standard_normal(state_shape) if case.dc else None
+    return x, state, dy, dh, dc
+
+
+def weighted_loss(y, h_n, c_n, dy, dh, dc):
+    """L = <y, dy> + <h_n, dh> + <c_n, dc>, so that dL/dy = dy etc.; absent terms dropped."""
+    total = 0.0
+    for value, weight in ((y, dy), (h_n, dh), (c_n, dc)):
+        if weight is not None:
+            total += float(np.sum(np.asarray(value) * weight))
+    return total

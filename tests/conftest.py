@@ -1,0 +1,49 @@
+import os
+
+import numpy as np
+import pytest
+
+import backends
+from backends import BackendUnavailableError
+
+
+def _make_strict():
+    from strict_backend import StrictBackend
+    return StrictBackend()
+
+
+backends.register_backend("strict", _make_strict)
+
+
+@pytest.fixture
+def torch():
+    """PyTorch, the oracle. CI sets LSTM_XP_REQUIRE_TORCH=1 so that it can never be skipped there."""
+    try:
+        import torch
+    except ImportError:
+        if os.environ.get("LSTM_XP_REQUIRE_TORCH") == "1":
+            pytest.fail("LSTM_XP_REQUIRE_TORCH=1 but torch is not installed")
+        pytest.skip("PyTorch is not installed: the oracle tests need `pip install torch`")
+    torch.set_num_threads(1)
+    return torch
+
+
+@pytest.fixture
+def strict():
+    """The array-api-strict backend on a non-default device."""
+    pytest.importorskip("array_api_strict", reason="array-api-strict is in the test extra")
+    return backends.get_backend("strict")
+
+
+@pytest.fixture
+def gpu():
+    """The CuPy backend; skips where CuPy or a CUDA device is missing."""
+    try:
+        return backends.get_backend("gpu")
+    except BackendUnavailableError as err:
+        pytest.skip(f"no usable GPU: {err}")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

@@ -1,0 +1,113 @@
+"""A deliberately naive LSTM: one time step at a time, one gate at a time, float64 NumPy.
+
+Written separately from ``lstm_xp`` (no shared code, no fused buffers, no in-place
+tricks, textbook sigmoid) so that the fast path has something independent to agree
+with. Parameters use PyTorch's names; inputs are time-major (T, B, I).
+"""
+
+import numpy as np
+
+GATES = ("i", "f", "g", "o")
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def split_gates(w, H):
+    """PyTorch's stacked (4H, ...) parameter as a dict gate -> (H, ...) block."""
+    return {name: w[n * H:(n + 1) * H] for n, name in enumerate(GATES)}
+
+
+def layer_weights(params, k, d, H):
+    sfx = f"l{k}" + ("_reverse" if d else "")
+    return {
+        "W": split_gates(params[f"weight_ih_{sfx}"], H),
+        "U": split_gates(params[f"weight_hh_{sfx}"], H),
+        "b": split_gates(params[f"bias_ih_{sfx}"] + params[f"bias_hh_{sfx}"], H),
+    }
+
+
+def forward(params, x, h0, c0, num_layers, bidirectional):
+    """Returns y (T, B, D*H), h_n, c_n (L*D, B, H) and a per-step record for backward."""
+    T, B, _ = x.shape
+    D = 2 if bidirectional else 1
+    H = h0.shape[-1]
+    h_n = np.zeros_like(h0)
+    c_n = np.zeros_like(c0)
+    record = []
+    layer_in = x
+    for k in range(num_layers):
+        outs = []
+        for d in range(D):
+            w = layer_weights(params, k, d, H)
+            h, c = h0[k * D + d].copy(), c0[k * D + d].copy()
+            out = np.zeros((T, B, H))
+            steps = []
+            order = range(T - 1, -1, -1) if d else range(T)
+            for t in order:
+                pre = {n: layer_in[t] @ w["W"][n].T + h @ w["U"][n].T + w["b"][n] for n in GATES}
+                i, f, o = sigmoid(pre["i"]), sigmoid(pre["f"]), sigmoid(pre["o"])
+                g = np.tanh(pre["g"])
+                c_new = f * c + i * g
+                h_new = o * np.tanh(c_new)
+                steps.append(dict(t=t, x=layer_in[t], h_prev=h, c_prev=c, c=c_new,
+                                  i=i, f=f, g=g, o=o))
+                h, c = h_new, c_new
+                out[t] = h
+            h_n[k * D + d], c_n[k * D + d] = h, c
+            outs.append(out)
+            record.append((k, d, layer_in, steps))
+        layer_in = np.concatenate(outs, axis=-1)
+    return layer_in, h_n, c_n, record
+
+
+def backward(params, record, dy, dh_n, dc_n, num_layers, bidirectional, input_size):
+    """Gradients of L given dL/dy, dL/dh_n, dL/dc_n (arrays; zeros for absent ones)."""
+    D = 2 if bidirectional else 1
+    H = dh_n.shape[-1]
+    grads = {name: np.zeros_like(v) for name, v in params.items()}
+    dh0, dc0 = np.zeros_like(dh_n), np.zeros_like(dc_n)
+    by_layer = {(k, d): (layer_in, steps) for k, d, layer_in, steps in record}
+    d_out = dy
+    for k in reversed(range(num_layers)):
+        layer_in = by_layer[(k, 0)][0]
+        d_in = np.zeros_like(layer_in)
+        for d in range(D):
+            _, steps = by_layer[(k, d)]
+            w = layer_weights(params, k, d, H)
+            sfx = f"l{k}" + ("_reverse" if d else "")
+            dW = {n: np.zeros_like(w["W"][n]) for n in GATES}
+            dU = {n: np.zeros_like(w["U"][n]) for n in GATES}
+            db = {n: np.zeros(H) for n in GATES}
+            dh = dh_n[k * D + d].copy()
+            dc = dc_n[k * D + d].copy()
+            for s in reversed(steps):
+                dh = dh + d_out[s["t"], :, d * H:(d + 1) * H]
+                tanh_c = np.tanh(s["c"])
+                do = dh * tanh_c
+                dc = dc + dh * s["o"] * (1 - tanh_c ** 2)
+                di = dc * s["g"]
+                dg = dc * s["i"]
+                df = dc * s["c_prev"]
+                dpre = {
+                    "i": di * s["i"] * (1 - s["i"]),
+                    "f": df * s["f"] * (1 - s["f"]),
+                    "g": dg * (1 - s["g"] ** 2),
+                    "o": do * s["o"] * (1 - s["o"]),
+                }
+                dh = np.zeros_like(dh)
+                for n in GATES:
+                    dW[n] += dpre[n].T @ s["x"]
+                    dU[n] += dpre[n].T @ s["h_prev"]
+                    db[n] += dpre[n].sum(axis=0)
+                    d_in[s["t"]] += dpre[n] @ w["W"][n]
+                    dh += dpre[n] @ w["U"][n]
+                dc = dc * s["f"]
+            dh0[k * D + d], dc0[k * D + d] = dh, dc
+            grads[f"weight_ih_{sfx}"] = np.concatenate([dW[n] for n in GATES])
+            grads[f"weight_hh_{sfx}"] = np.concatenate([dU[n] for n in GATES])
+            grads[f"bias_ih_{sfx}"] = np.concatenate([db[n] for n in GATES])
+            grads[f"bias_hh_{sfx}"] = grads[f"bias_ih_{sfx}"].copy()
+        d_out = d_in
+    return d_out, dh0, dc0, grads

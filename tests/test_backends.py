@@ -1,0 +1,196 @@
+"""Backend selection, the fused/in-place hot path against the generic one, and the seam."""
+
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import backends
+from backends import Backend, BackendUnavailableError, get_backend
+from backends.numpy_backend import NumpyBackend
+from lstm_xp import LSTM, Adam, CrossEntropyLoss, Linear, MSELoss, clip_grad_norm
+
+
+# ------------------------------------------------------------------ selection
+def test_cpu_backend_is_numpy_and_shared():
+    cpu = get_backend("cpu")
+    assert isinstance(cpu, NumpyBackend) and cpu.xp is np
+    assert get_backend("CPU") is cpu and get_backend("numpy") is cpu
+    assert get_backend(cpu) is cpu
+
+
+def test_unknown_device_names_the_choices():
+    with pytest.raises(ValueError, match=r"unknown device 'tpu'.*'cpu'.*'gpu'"):
+        get_backend("tpu")
+    with pytest.raises(TypeError, match="device must be a name"):
+        get_backend(3)
+
+
+def _forget_gpu(monkeypatch):
+    monkeypatch.delitem(backends._INSTANCES, "gpu", raising=False)
+
+
+def test_gpu_without_cupy_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)       # makes `import cupy` fail
+    _forget_gpu(monkeypatch)
+    with pytest.raises(BackendUnavailableError, match=r"needs CuPy.*pip install 'lstm-xp\[cuda12\]'"):
+        get_backend("gpu")
+    assert isinstance(get_backend("auto"), NumpyBackend)
+
+
+def test_gpu_without_a_device_says_so(monkeypatch):
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: 0)
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    _forget_gpu(monkeypatch)
+    with pytest.raises(BackendUnavailableError, match="no CUDA device is visible"):
+        get_backend("gpu")
+
+    def broken():
+        raise RuntimeError("cudaErrorInsufficientDriver")
+    runtime.getDeviceCount = broken
+    with pytest.raises(BackendUnavailableError, match="CUDA cannot be used here.*InsufficientDriver"):
+        get_backend("gpu")
+    assert isinstance(get_backend("auto"), NumpyBackend)
+
+
+def test_lstm_on_gpu_name_fails_with_the_backend_message(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    _forget_gpu(monkeypatch)
+    with pytest.raises(BackendUnavailableError, match="CuPy"):
+        LSTM(2, 3, device="gpu")
+
+
+def test_import_and_cpu_use_need_neither_cupy_nor_torch():
+    code = (
+        "import sys\n"
+        "sys.modules['cupy'] = None; sys.modules['torch'] = None\n"
+        "import numpy as np, lstm_xp\n"
+        "lstm = lstm_xp.LSTM(2, 3)\n"
+        "y, _ = lstm.forward(np.ones((4, 1, 2), np.float32))\n"
+        "lstm.backward(np.ones_like(y))\n"
+        "assert sys.modules['cupy'] is None and sys.modules['torch'] is None\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+# --------------------------------------------- fused / in-place vs generic xp
+GENERIC = Backend("generic-numpy", np)
+TOL = {"float32": dict(rtol=2e-6, atol=2e-6), "float64": dict(rtol=1e-14, atol=1e-14)}
+
+
+def cell_inputs(rng, B, H, dtype):
+    # pre-activations up to +-30: saturated gates included
+    gates = (rng.standard_normal((B, 4 * H)) * 10).clip(-30, 30).astype(dtype)
+    c_prev = rng.standard_normal((B, H)).astype(dtype)
+    return gates, c_prev
+
+
+def run_cell(backend, gates, c_prev, dh, dc):
+    g, c_prev = gates.copy(), c_prev.copy()
+    B, H = c_prev.shape
+    c, h = np.empty_like(c_prev), np.empty_like(c_prev)
+    backend.lstm_cell_forward(g, c_prev, c, h)
+    acts = g.copy()
+    dc_io = dc.copy()
+    backend.lstm_cell_backward(g, c_prev, c, dh, dc_io)
+    return {"acts": acts, "c": c, "h": h, "da": g, "dc_prev": dc_io}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("B,H", [(1, 1), (3, 5), (16, 64)])
+def test_numpy_cell_matches_generic(dtype, B, H, rng):
+    gates, c_prev = cell_inputs(rng, B, H, dtype)
+    dh = rng.standard_normal((B, H)).astype(dtype)
+    dc = rng.standard_normal((B, H)).astype(dtype)
+    want = run_cell(GENERIC, gates, c_prev, dh, dc)
+    got = run_cell(get_backend("cpu"), gates, c_prev, dh, dc)
+    for key in want:
+        assert got[key].dtype == np.dtype(dtype), key
+        np.testing.assert_allclose(got[key], want[key], err_msg=key, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_matmul_primitives_match_generic(dtype, rng):
+    a = rng.standard_normal((5, 7)).astype(dtype)
+    w = rng.standard_normal((3, 7)).astype(dtype)
+    base = rng.standard_normal((5, 3)).astype(dtype)
+    for name in ("matmul_into", "matmul_acc"):
+        want, got = base.copy(), base.copy()
+        getattr(GENERIC, name)(a, w.T, out=want)
+        getattr(get_backend("cpu"), name)(a, w.T, out=got)
+        np.testing.assert_allclose(got, want, **TOL[dtype])
+        assert got.dtype == np.dtype(dtype)
+
+
+def test_sigmoid_and_tanh_do_not_overflow(rng):
+    """Pre-activations of +-1e4 give exact saturation and no warnings, on both paths."""
+    for dtype in ("float32", "float64"):
+        gates = np.array([[1e4, -1e4, 1e4, -1e4], [-1e4, 1e4, -1e4, 1e4]], dtype=dtype)
+        c_prev = np.ones((2, 1), dtype)
+        for backend in (GENERIC, get_backend("cpu")):
+            g = gates.copy()
+            c, h = np.empty_like(c_prev), np.empty_like(c_prev)
+            with np.errstate(all="raise"):
+                backend.lstm_cell_forward(g, c_prev, c, h)
+            np.testing.assert_array_equal(g, [[1, 0, 1, 0], [0, 1, -1, 1]])
+            assert np.all(np.isfinite(c)) and np.all(np.isfinite(h))
+
+
+# ------------------------------------------------------ the seam, proven on CPU
+def lstm_pair(strict, **kw):
+    cpu = LSTM(3, 4, dtype="float64", seed=2, **kw)
+    other = LSTM(3, 4, dtype="float64", seed=2, device=strict, **kw)
+    return cpu, other
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True),
+                                dict(num_layers=2, batch_first=True)], ids=str)
+def test_lstm_runs_unchanged_on_a_strict_array_api_device(strict, kw, rng):
+    cpu, other = lstm_pair(strict, **kw)
+    D = 2 if kw.get("bidirectional") else 1
+    L = kw.get("num_layers", 1)
+    x = rng.standard_normal((2, 5, 3) if kw.get("batch_first") else (5, 2, 3))
+    h0 = rng.standard_normal((L * D, 2, 4))
+    y, (h_n, c_n) = cpu.forward(x, (h0, h0))
+    dy = rng.standard_normal(y.shape)
+    dx, (dh0, dc0) = cpu.backward(dy, (h_n, None))
+
+    sy, (sh, sc) = other.forward(x, (strict.asarray(h0), h0))   # host and device inputs
+    assert other.backend.owns(sy) and other.backend.owns(sh)
+    sdx, (sdh0, sdc0) = other.backward(strict.asarray(dy), (sh, None))
+    for want, got in ((y, sy), (h_n, sh), (c_n, sc), (dx, sdx), (dh0, sdh0), (dc0, sdc0)):
+        np.testing.assert_allclose(strict.to_numpy(got), want, rtol=1e-13, atol=1e-14)
+    for name in cpu.grads:
+        np.testing.assert_allclose(strict.to_numpy(other.grads[name]), cpu.grads[name],
+                                   rtol=1e-13, atol=1e-14)
+
+
+def test_training_step_runs_unchanged_on_a_strict_device(strict, rng):
+    """Linear, both losses, clipping and Adam: a full step on the strict device equals NumPy's."""
+    results = []
+    x = rng.standard_normal((6, 2, 3))
+    target = rng.standard_normal((6, 2, 1))
+    labels = rng.integers(0, 4, size=(6, 2))
+    for device in ("cpu", strict):
+        lstm = LSTM(3, 5, dtype="float64", seed=1, device=device)
+        head = Linear(5, 1, dtype="float64", seed=2, device=device)
+        cls = Linear(5, 4, dtype="float64", seed=3, device=device)
+        opt = Adam([lstm, head, cls], lr=0.01)
+        y, _ = lstm.forward(x)
+        mse, ce = MSELoss(), CrossEntropyLoss()
+        v1 = mse.forward(head.forward(y), target)
+        v2 = ce.forward(cls.forward(y), labels)
+        dy = head.backward(mse.backward()) + cls.backward(ce.backward())
+        lstm.backward(dy)
+        norm = clip_grad_norm([lstm, head, cls], max_norm=0.5)
+        opt.step()
+        to_np = lstm.backend.to_numpy
+        results.append([float(v1), float(v2), float(norm)]
+                       + [to_np(p) for layer in (lstm, head, cls) for p in layer.params.values()])
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)

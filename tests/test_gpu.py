@@ -1,0 +1,110 @@
+"""CuPy against NumPy: the fused kernels, the cuBLAS GEMMs, and the whole model.
+
+Marked ``gpu``: run with ``pytest -m gpu`` on a machine with CuPy and a CUDA device;
+elsewhere every test here skips with the reason.
+"""
+
+import numpy as np
+import pytest
+
+from backends import Backend
+from lstm_xp import LSTM, Adam, Linear, MSELoss, clip_grad_norm
+
+pytestmark = pytest.mark.gpu
+
+GENERIC = Backend("generic-numpy", np)
+TOL = {"float32": dict(rtol=1e-5, atol=1e-5), "float64": dict(rtol=1e-12, atol=1e-13)}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("B,H", [(1, 1), (3, 7), (64, 256), (5, 1000)])
+def test_fused_cell_matches_generic(gpu, dtype, B, H, rng):
+    gates = (rng.standard_normal((B, 4 * H)) * 6).astype(dtype)
+    c_prev = rng.standard_normal((B, H)).astype(dtype)
+    dh = rng.standard_normal((B, H)).astype(dtype)
+    dc = rng.standard_normal((B, H)).astype(dtype)
+    out = {}
+    for name, backend in (("cpu", GENERIC), ("gpu", gpu)):
+        g, cp_, dh_, dc_ = (backend.asarray(a, copy=True) for a in (gates, c_prev, dh, dc))
+        c, h = backend.zeros((B, H), g.dtype), backend.zeros((B, H), g.dtype)
+        backend.lstm_cell_forward(g, cp_, c, h)
+        acts = backend.to_numpy(g).copy()
+        backend.lstm_cell_backward(g, cp_, c, dh_, dc_)
+        out[name] = [acts] + [backend.to_numpy(a) for a in (c, h, g, dc_)]
+    for label, want, got in zip(("acts", "c", "h", "da", "dc_prev"), out["cpu"], out["gpu"]):
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, want, err_msg=label, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cublas_primitives_match_generic(gpu, dtype, rng):
+    a = rng.standard_normal((6, 9)).astype(dtype)
+    w = rng.standard_normal((4, 9)).astype(dtype)
+    base = rng.standard_normal((6, 4)).astype(dtype)
+    for name in ("matmul_into", "matmul_acc"):
+        want = base.copy()
+        getattr(GENERIC, name)(a, w.T, out=want)
+        got = gpu.asarray(base, copy=True)
+        getattr(gpu, name)(gpu.asarray(a), gpu.asarray(w).T, out=got)
+        np.testing.assert_allclose(gpu.to_numpy(got), want, **TOL[dtype])
+        # and the transposed-left form used for weight gradients
+        want = np.zeros((9, 4), dtype)
+        GENERIC.matmul_into(a.T, base, out=want)
+        got = gpu.zeros((9, 4), gpu.dtype(dtype))
+        gpu.matmul_into(gpu.asarray(a).T, gpu.asarray(base), out=got)
+        np.testing.assert_allclose(gpu.to_numpy(got), want, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True),
+                                dict(num_layers=3, batch_first=True)], ids=str)
+def test_lstm_on_gpu_matches_cpu(gpu, dtype, kw, rng):
+    cpu_lstm = LSTM(5, 16, dtype=dtype, seed=4, **kw)
+    gpu_lstm = LSTM(5, 16, dtype=dtype, seed=4, device="gpu", **kw)
+    D = 2 if kw.get("bidirectional") else 1
+    LD = kw.get("num_layers", 1) * D
+    x = rng.standard_normal((3, 11, 5) if kw.get("batch_first") else (11, 3, 5)).astype(dtype)
+    h0 = (rng.standard_normal((LD, 3, 16)) * 0.5).astype(dtype)
+    y, (h_n, c_n) = cpu_lstm.forward(x, (h0, h0))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, (dh0, dc0) = cpu_lstm.backward(dy, (h_n, c_n))
+
+    gy, (gh, gc) = gpu_lstm.forward(x, (h0, h0))                  # NumPy in, device out
+    assert gpu.owns(gy) and gpu.owns(gh)
+    gdx, (gdh0, gdc0) = gpu_lstm.backward(gpu.asarray(dy), (gh, gc))
+    for label, want, got in (("y", y, gy), ("h_n", h_n, gh), ("c_n", c_n, gc), ("dx", dx, gdx),
+                             ("dh0", dh0, gdh0), ("dc0", dc0, gdc0)):
+        np.testing.assert_allclose(gpu.to_numpy(got), want, err_msg=label, **TOL[dtype])
+    for name in cpu_lstm.grads:
+        np.testing.assert_allclose(gpu.to_numpy(gpu_lstm.grads[name]), cpu_lstm.grads[name],
+                                   err_msg=name, **TOL[dtype])
+
+
+def test_move_between_devices_keeps_parameters(gpu):
+    lstm = LSTM(3, 4, num_layers=2, seed=0)
+    before = lstm.state_dict()
+    lstm.to("gpu")
+    assert lstm.device == "gpu" and all(gpu.owns(p) for p in lstm.params.values())
+    lstm.to("cpu")
+    for name, value in lstm.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_training_step_on_gpu_matches_cpu(gpu, rng):
+    x = rng.standard_normal((8, 4, 3))
+    target = rng.standard_normal((8, 4, 1))
+    params = []
+    for device in ("cpu", "gpu"):
+        lstm = LSTM(3, 8, dtype="float64", seed=1, device=device)
+        head = Linear(8, 1, dtype="float64", seed=2, device=device)
+        opt = Adam([lstm, head], lr=0.01)
+        for _ in range(3):
+            y, _ = lstm.forward(x)
+            loss = MSELoss()
+            loss.forward(head.forward(y), target)
+            lstm.backward(head.backward(loss.backward()))
+            clip_grad_norm([lstm, head], 1.0)
+            opt.step()
+        params.append({**lstm.state_dict(), **head.state_dict()})
+    for name in params[0]:
+        np.testing.assert_allclose(params[1][name], params[0][name], rtol=1e-11, atol=1e-12)
