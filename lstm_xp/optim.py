@@ -136,15 +136,8 @@ class Adam(Optimizer):
         param -= (self.lr * m_hat) * m / (xp.sqrt(v * v_hat) + self.eps)
 
 
-def clip_grad_norm(layers, max_norm: float):
-    """Scale all gradients together so that their global L2 norm is at most ``max_norm``.
-
-        norm = sqrt(sum over every gradient entry of g^2)
-        g   <- g * min(1, max_norm / norm)
-
-    Returns the norm before clipping as a 0-d array on the layers' device (no host sync).
-    """
-    max_norm = _positive("max_norm", max_norm)
+def global_grad_norm(layers):
+    """sqrt(sum of g^2 over every gradient entry of every layer), a 0-d device array."""
     layers = _layers(layers)
     total = None
     for layer in layers:
@@ -152,9 +145,21 @@ def clip_grad_norm(layers, max_norm: float):
         for g in layer.grads.values():
             sq = xp.sum(g * g)
             total = sq if total is None else total + sq
-    if total is None:
+    return None if total is None else layers[0].backend.xp.sqrt(total)
+
+
+def clip_grad_norm(layers, max_norm: float):
+    """Scale all gradients together so that their global L2 norm is at most ``max_norm``.
+
+        norm = global_grad_norm(layers)        g <- g * min(1, max_norm / norm)
+
+    Returns the norm before clipping as a 0-d array on the layers' device (no host sync).
+    """
+    max_norm = _positive("max_norm", max_norm)
+    layers = _layers(layers)
+    norm = global_grad_norm(layers)
+    if norm is None:
         return None
-    norm = layers[0].backend.xp.sqrt(total)
     scale = max_norm / layers[0].backend.xp.maximum(norm, max_norm)
     for layer in layers:
         for g in layer.grads.values():

@@ -1,0 +1,104 @@
+"""Checkpoints: one versioned ``.npz`` file, written atomically.
+
+Format (version 1), a NumPy ``.npz`` archive readable with ``allow_pickle=False``:
+
+    meta              0-d unicode array: JSON {"format": "lstm-xp-checkpoint", "version": 1,
+                      "epoch", "config", "rng" (NumPy bit-generator state), "extra"}
+    model/<name>      current parameters, e.g. model/lstm.weight_ih_l0
+    best/<name>       parameters of the best validation epoch (optional)
+    optim/<key>       optimizer state (step count and per-parameter buffers)
+
+A save writes a temporary file beside the target, flushes it to disk and renames it over
+the target, so an interrupted save leaves the previous checkpoint as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "lstm-xp-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable lstm-xp checkpoint (the message says why)."""
+
+
+@dataclass
+class Checkpoint:
+    epoch: int
+    config: dict
+    rng: dict
+    model: dict
+    optim: dict
+    best: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+def save_checkpoint(path, ckpt: Checkpoint) -> Path:
+    """Write ``ckpt`` to ``path`` atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    meta = {"format": FORMAT, "version": VERSION, "epoch": ckpt.epoch, "config": ckpt.config,
+            "rng": ckpt.rng, "extra": ckpt.extra}
+    arrays = {"meta": np.array(json.dumps(meta))}
+    for prefix, store in (("model", ckpt.model), ("best", ckpt.best), ("optim", ckpt.optim)):
+        for key, value in store.items():
+            arrays[f"{prefix}/{key}"] = np.asarray(value)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: truncated/corrupted file, a foreign file, or a newer format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    unreadable = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except unreadable as err:
+        raise CheckpointError(f"{path} is not an lstm-xp checkpoint, or is truncated or "
+                              f"corrupted ({err})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise CheckpointError(f"{path} is not an lstm-xp checkpoint (a bare .npy array)")
+    stores = {"model": {}, "best": {}, "optim": {}}
+    with archive:
+        if "meta" not in archive.files:
+            raise CheckpointError(f"{path} is not an lstm-xp checkpoint (no 'meta' entry)")
+        try:
+            meta = json.loads(str(archive["meta"]))
+            for name in archive.files:
+                prefix, _, key = name.partition("/")
+                if prefix in stores:
+                    stores[prefix][key] = archive[name]
+        except unreadable as err:
+            raise CheckpointError(f"{path} is truncated or corrupted ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an lstm-xp checkpoint")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {meta.get('version')}; "
+                              f"this lstm-xp reads version {VERSION}")
+    return Checkpoint(epoch=int(meta["epoch"]), config=meta["config"], rng=meta["rng"],
+                      model=stores["model"], optim=stores["optim"], best=stores["best"],
+                      extra=meta.get("extra", {}))

@@ -1,0 +1,202 @@
+"""Built-in data: the seed series, two real series, a text corpus; windows and splits.
+
+Everything here is host-side NumPy (data preparation, not model math) and needs no
+network: the real series are CSV files in ``lstm_xp/datasets`` (see its README for
+sources and licences), the text is read from the running interpreter's standard library.
+"""
+
+from __future__ import annotations
+
+import csv
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = Path(__file__).with_name("datasets")
+
+
+@dataclass(frozen=True)
+class Series:
+    """A univariate series. ``period``: its seasonal period in steps, or None."""
+
+    name: str
+    values: np.ndarray          # (N,) float64
+    labels: list                # (N,) time labels as strings ("1700", "1958-03", "x=-70.0")
+    period: int | None
+    unit: str
+
+
+def seed_series(n: int = 800, noise_seed: int = 0) -> Series:
+    """The series lstm-xp grew from: sin(x) + 0.1 * noise + exp((x + 20) * 0.05).
+
+    x runs over [-70, 10) in steps of 0.1 (800 points); noise ~ N(0, 1), seeded. The sine
+    repeats every 2*pi/0.1 = 62.8 steps, so the seasonal period is taken as 63.
+    """
+    x = -70.0 + 0.1 * np.arange(n)
+    noise = np.random.default_rng(noise_seed).standard_normal(n)
+    values = np.sin(x) + 0.1 * noise + np.exp((x + 20) * 0.05)
+    return Series("seed", values, [f"x={v:.1f}" for v in x], period=63, unit="")
+
+
+def _read_csv(filename: str):
+    with open(DATASETS / filename, newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    return [r[0] for r in rows], np.array([float(r[1]) for r in rows])
+
+
+def sunspots() -> Series:
+    """Yearly mean sunspot number 1700-2008 (NOAA, public domain); ~11-year cycle."""
+    labels, values = _read_csv("sunspots.csv")
+    return Series("sunspots", values, labels, period=11, unit="sunspots")
+
+
+def co2() -> Series:
+    """Monthly mean CO2 at Mauna Loa 1958-03..2001-12, ppm (SIO/CDIAC, public domain)."""
+    labels, values = _read_csv("co2_monthly.csv")
+    return Series("co2", values, labels, period=12, unit="ppm")
+
+
+SERIES = {"seed": seed_series, "sunspots": sunspots, "co2": co2}
+
+
+def load_series(name: str) -> Series:
+    if name not in SERIES:
+        raise ValueError(f"unknown series {name!r}; built-in series are {sorted(SERIES)}")
+    return SERIES[name]()
+
+
+# ------------------------------------------------------------------ windows
+@dataclass
+class Windows:
+    """One-step-ahead examples: ``inputs[n]`` are the W values before ``targets[n]``.
+
+    Attributes:
+        inputs: (N, W) past values.   targets: (N,) the value that follows.
+        index: (N,) position of each target in the series.
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    index: np.ndarray
+
+    def __len__(self):
+        return len(self.targets)
+
+    def subset(self, which):
+        return Windows(self.inputs[which], self.targets[which], self.index[which])
+
+
+def make_windows(values: np.ndarray, window: int) -> Windows:
+    """Every (W past values -> next value) pair of a series: N = len(values) - W examples."""
+    values = np.asarray(values, dtype=np.float64)
+    if window < 1 or window >= len(values):
+        raise ValueError(f"window must be in [1, {len(values) - 1}] for a series of "
+                         f"{len(values)} values, got {window}")
+    idx = np.arange(window, len(values))
+    inputs = np.lib.stride_tricks.sliding_window_view(values, window)[:-1]
+    return Windows(inputs.copy(), values[idx].copy(), idx)
+
+
+def time_split(n: int, fractions=(0.7, 0.15, 0.15)) -> dict:
+    """Boundaries that cut positions 0..n-1 into train/val/test, in time order.
+
+    Returns {"train": (0, a), "val": (a, b), "test": (b, n)} (half-open ranges).
+    """
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-9 or min(fractions) <= 0:
+        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
+    a = int(round(n * fractions[0]))
+    b = a + int(round(n * fractions[1]))
+    return {"train": (0, a), "val": (a, b), "test": (b, n)}
+
+
+class DeltaScaler:
+    """Windows as changes from their own last value, in units of the typical step change.
+
+        encoded input  = (window - window[-1]) / s        encoded target = (y - window[-1]) / s
+        decoded        = window[-1] + s * output
+
+    s is the standard deviation of one-step changes over the training part of the series
+    only (no look-ahead). Working relative to the last value lets the network follow
+    trends beyond the range it was trained on (the seed series and CO2 both grow).
+    """
+
+    def __init__(self, train_values: np.ndarray):
+        steps = np.diff(np.asarray(train_values, dtype=np.float64))
+        self.scale = float(np.std(steps)) or 1.0
+
+    def encode_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """(N, W) -> (N, W, 1)."""
+        return ((inputs - inputs[:, -1:]) / self.scale)[:, :, None]
+
+    def encode_targets(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """(N,) -> (N, 1)."""
+        return ((targets - inputs[:, -1]) / self.scale)[:, None]
+
+    def decode(self, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        """(N, 1) network outputs -> (N,) forecasts in the series' units."""
+        return inputs[:, -1] + self.scale * np.asarray(outputs, dtype=np.float64)[:, 0]
+
+
+# --------------------------------------------------------------------- text
+STDLIB_TEXT_FILES = ("textwrap.py", "heapq.py", "bisect.py", "fnmatch.py", "colorsys.py",
+                     "shlex.py", "calendar.py", "difflib.py", "string.py", "queue.py",
+                     "sched.py", "glob.py", "tabnanny.py", "pprint.py")
+
+
+def stdlib_text(max_chars: int = 200_000) -> tuple[str, str]:
+    """Python source from this interpreter's standard library, and where it came from.
+
+    Returns (text, source description). The files are fixed (``STDLIB_TEXT_FILES``), so the
+    text is the same for a given Python version.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"])
+    parts, used = [], []
+    for name in STDLIB_TEXT_FILES:
+        path = root / name
+        if path.is_file():
+            parts.append(path.read_text(encoding="utf-8", errors="replace"))
+            used.append(name)
+        if sum(len(p) for p in parts) >= max_chars:
+            break
+    if not parts:
+        raise FileNotFoundError(f"no standard-library sources found under {root}; "
+                                "pass a text file with --text PATH")
+    return "".join(parts)[:max_chars], f"Python stdlib ({root}): {', '.join(used)}"
+
+
+def read_text(path, max_chars: int | None = None) -> tuple[str, str]:
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    if max_chars:
+        text = text[:max_chars]
+    if len(text) < 100:
+        raise ValueError(f"--text {path}: needs at least 100 characters, found {len(text)}")
+    return text, str(path)
+
+
+class Vocabulary:
+    """Characters <-> integer ids (sorted, so the mapping depends only on the character set)."""
+
+    def __init__(self, chars):
+        self.chars = sorted(set(chars))
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    def __len__(self):
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        unknown = sorted(set(text) - set(self.index))
+        if unknown:
+            raise ValueError(f"characters not in the vocabulary: {unknown[:10]!r}")
+        return np.array([self.index[c] for c in text], dtype=np.int64)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+
+def one_hot(ids: np.ndarray, size: int, dtype) -> np.ndarray:
+    """(...,) int ids -> (..., size) one-hot rows."""
+    out = np.zeros(ids.shape + (size,), dtype=dtype)
+    np.put_along_axis(out, ids[..., None], 1, axis=-1)
+    return out

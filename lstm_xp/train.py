@@ -1,0 +1,309 @@
+"""The training loop used by ``scripts/train.py`` and by research code.
+
+    from lstm_xp.train import TrainConfig, train, resume, load_run
+    result = train(TrainConfig(task="sunspots", epochs=40), "runs/sunspots")
+    result.metrics["test_rmse"], result.metrics["baselines"]
+    result = resume("runs/sunspots", epochs=80)      # continue where it stopped
+    cfg, task, model = load_run("runs/sunspots")    # best parameters, ready to predict
+
+A run directory receives ``config.json``, ``checkpoint.npz`` (after every epoch, atomically),
+``metrics.json``, ``loss_curve.png`` and, for series, ``forecast.png`` (chars: ``samples.txt``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from backends import get_backend
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .optim import SGD, Adam, global_grad_norm
+from .tasks import SERIES_TASKS, TASKS, build_task
+
+# Defaults per task, chosen on the validation split (never on test): see README "Results".
+TASK_DEFAULTS = {
+    "seed": dict(epochs=50, batch_size=32, hidden_size=32, lr=2e-3, window=32),
+    "sunspots": dict(epochs=60, batch_size=16, hidden_size=32, lr=5e-3, window=24),
+    "co2": dict(epochs=80, batch_size=16, hidden_size=32, lr=5e-3, window=36),
+    "chars": dict(epochs=10, batch_size=32, hidden_size=128, lr=5e-3, seq_len=64,
+                  batches_per_epoch=100),
+}
+OPTIMIZERS = ("adam", "sgd")
+ON_NONFINITE = ("stop", "skip")
+
+
+class TrainingDiverged(RuntimeError):
+    """A step produced a non-finite loss or gradient (the message names the step)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. ``None`` fields take the task's default (TASK_DEFAULTS)."""
+
+    task: str = "seed"
+    device: str = "cpu"
+    dtype: str = "float32"
+    epochs: int | None = None
+    batch_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int = 1
+    lr: float | None = None
+    optimizer: str = "adam"
+    momentum: float = 0.9          # sgd only
+    lr_decay: float = 0.0          # sgd only: lr / (1 + lr_decay * step)
+    clip: float | None = 1.0       # global gradient-norm limit; None or 0: no clipping
+    window: int | None = None      # series tasks: past values per forecast
+    seq_len: int | None = None     # chars: characters per training sequence
+    batches_per_epoch: int | None = None   # chars
+    text: str | None = None        # chars: a text file instead of the stdlib sources
+    max_chars: int = 200_000       # chars
+    seed: int = 0
+    on_nonfinite: str = "stop"     # "stop" or "skip" a step whose loss/gradient is not finite
+
+    def resolved(self) -> TrainConfig:
+        """A copy with task defaults filled in, after checking every field."""
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        filled = {k: v for k, v in TASK_DEFAULTS[self.task].items() if getattr(self, k) is None}
+        cfg = replace(self, **filled)
+        for name in ("epochs", "batch_size", "hidden_size", "num_layers", "max_chars"):
+            _require(isinstance(getattr(cfg, name), int) and getattr(cfg, name) >= 1,
+                     name, "a positive integer", getattr(cfg, name))
+        _require(isinstance(cfg.lr, (int, float)) and cfg.lr > 0, "lr", "a number > 0", cfg.lr)
+        _require(cfg.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}", cfg.optimizer)
+        _require(cfg.on_nonfinite in ON_NONFINITE, "on_nonfinite", f"one of {ON_NONFINITE}",
+                 cfg.on_nonfinite)
+        _require(cfg.clip is None or cfg.clip >= 0, "clip", "a number >= 0 or None", cfg.clip)
+        if cfg.task in SERIES_TASKS:
+            _require(isinstance(cfg.window, int) and cfg.window >= 1, "window",
+                     "a positive integer", cfg.window)
+        else:
+            for name in ("seq_len", "batches_per_epoch"):
+                _require(isinstance(getattr(cfg, name), int) and getattr(cfg, name) >= 1,
+                         name, "a positive integer", getattr(cfg, name))
+        return cfg
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}")
+        return cls(**d)
+
+
+def _require(ok: bool, name: str, expected: str, got) -> None:
+    if not ok:
+        raise ValueError(f"{name} must be {expected}, got {got!r}")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict
+    history: list
+    model: object
+    task: object
+
+
+def make_optimizer(cfg: TrainConfig, layers):
+    if cfg.optimizer == "sgd":
+        return SGD(layers, lr=cfg.lr, momentum=cfg.momentum, decay=cfg.lr_decay)
+    return Adam(layers, lr=cfg.lr)
+
+
+def train(cfg: TrainConfig, run_dir, *, progress: bool = True, echo=print) -> RunResult:
+    """Train from scratch into ``run_dir`` (created; an existing checkpoint there is an error)."""
+    cfg = cfg.resolved()
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoint.npz").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; resume it or choose another --out")
+    return _run(cfg, run_dir, None, progress, echo)
+
+
+def resume(run_dir, *, epochs: int | None = None, device: str | None = None,
+           progress: bool = True, echo=print) -> RunResult:
+    """Continue the run in ``run_dir`` from its last saved epoch, up to ``epochs`` in total."""
+    run_dir = Path(run_dir)
+    ckpt = load_checkpoint(run_dir / "checkpoint.npz")
+    cfg = TrainConfig.from_dict(ckpt.config)
+    cfg = replace(cfg, epochs=epochs or cfg.epochs, device=device or cfg.device).resolved()
+    return _run(cfg, run_dir, ckpt, progress, echo)
+
+
+def load_run(run_dir, *, device: str | None = None, which: str = "best"):
+    """(config, task, model) of a saved run, with its ``which`` ("best" or "last") parameters."""
+    ckpt = load_checkpoint(Path(run_dir) / "checkpoint.npz")
+    cfg = TrainConfig.from_dict(ckpt.config)
+    cfg = replace(cfg, device=device or cfg.device).resolved()
+    task = build_task(cfg)
+    model = task.build_model(cfg)
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+    model.load_state_dict(ckpt.best if which == "best" and ckpt.best else ckpt.model)
+    return cfg, task, model
+
+
+def _run(cfg: TrainConfig, run_dir: Path, ckpt, progress: bool, echo) -> RunResult:
+    get_backend(cfg.device)          # fail first, with the backend's one-sentence reason
+    tqdm = _tqdm() if progress else None
+    task = build_task(cfg)
+    model = task.build_model(cfg)
+    layers = model.optimizable()
+    optimizer = make_optimizer(cfg, layers)
+    rng = np.random.default_rng([cfg.seed, 1])       # batch order; the model init uses cfg.seed
+    history, best_val, best, seconds = [], math.inf, None, 0.0
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model)
+        optimizer.load_state_dict(ckpt.optim)
+        rng.bit_generator.state = ckpt.rng
+        history = ckpt.extra["history"]
+        best_val, seconds = ckpt.extra["best_val"], ckpt.extra["wall_seconds"]
+        best = ckpt.best or None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    start_epoch = len(history)
+    n_params = sum(layer.num_params() for layer in layers)
+    echo(f"task {cfg.task}: {_describe_line(task)}")
+    echo(f"model: LSTM({cfg.num_layers} x {cfg.hidden_size}) + linear head, {n_params} parameters, "
+         f"{cfg.dtype} on {cfg.device}; {cfg.optimizer} lr={cfg.lr}; run dir {run_dir}")
+    if start_epoch:
+        echo(f"resuming after epoch {start_epoch} of {cfg.epochs}")
+    metric = task.metric
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        train_loss, skipped = _train_epoch(task, model, layers, optimizer, rng, cfg, epoch,
+                                           tqdm, run_dir)
+        val = task.evaluate(model, "val")
+        seconds += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, f"val_{metric}": val,
+                        "skipped_steps": skipped, "seconds": round(seconds, 3)})
+        if val < best_val:
+            best_val, best = val, model.state_dict()
+        save_checkpoint(run_dir / "checkpoint.npz", Checkpoint(
+            epoch=epoch + 1, config=asdict(cfg), rng=rng.bit_generator.state,
+            model=model.state_dict(), optim=optimizer.state_dict(), best=best or {},
+            extra={"history": history, "best_val": best_val, "wall_seconds": seconds}))
+        note = f", {skipped} non-finite steps skipped" if skipped else ""
+        echo(f"epoch {epoch + 1:3d}/{cfg.epochs}  train loss {train_loss:.5g}  "
+             f"val {metric} {val:.5g}{' *' if best_val == val else ''}  ({seconds:.1f} s){note}")
+    return _finish(cfg, run_dir, task, model, best, history, seconds, echo)
+
+
+def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir):
+    bar = None
+    if tqdm is not None:
+        bar = tqdm(total=task.steps_per_epoch(cfg), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch", leave=False, dynamic_ncols=True)
+    total, count, skipped = 0.0, 0, 0
+    for step, (x, target) in enumerate(task.batches(rng, cfg), 1):
+        value = float(task.train_step(model, x, target))
+        norm = float(global_grad_norm(layers))
+        if not (math.isfinite(value) and math.isfinite(norm)):
+            if cfg.on_nonfinite == "stop":
+                if bar is not None:
+                    bar.close()
+                raise TrainingDiverged(
+                    f"epoch {epoch + 1}, step {step}: the loss is {value} and the gradient norm "
+                    f"{norm}; training stopped. The last good checkpoint "
+                    f"({run_dir / 'checkpoint.npz'}) is unchanged. Lower --lr, set --clip, or "
+                    f"pass --on-nonfinite skip to skip such steps.")
+            skipped += 1
+        else:
+            if cfg.clip and norm > cfg.clip:
+                for layer in layers:
+                    for g in layer.grads.values():
+                        g *= cfg.clip / norm
+            optimizer.step()
+            total += value
+            count += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{total / max(count, 1):.4g}")
+    if bar is not None:
+        bar.close()
+    if count == 0:
+        raise TrainingDiverged(f"epoch {epoch + 1}: every step was non-finite and skipped")
+    return total / count, skipped
+
+
+def _finish(cfg, run_dir, task, model, best, history, seconds, echo) -> RunResult:
+    if best:
+        model.load_state_dict(best)
+    metric = task.metric
+    score = task.evaluate(model, "test")
+    baselines = task.baselines()
+    beats = sorted(k for k, v in baselines.items() if score < v)
+    beaten_by = sorted(k for k, v in baselines.items() if v <= score)
+    best_epoch = min(history, key=lambda h: h[f"val_{metric}"])["epoch"] if history else None
+    metrics = {
+        "task": cfg.task, "device": cfg.device, "dtype": cfg.dtype,
+        f"test_{metric}": score, "metric": metric, "baselines": baselines,
+        "lstm_beats": beats, "beaten_by": beaten_by,
+        "epochs": len(history), "best_epoch": best_epoch, "wall_seconds": round(seconds, 3),
+        "parameters": sum(layer.num_params() for layer in model.optimizable()),
+        "data": task.describe(),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__},
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _write_figures(cfg, run_dir, task, model, history, baselines)
+    echo(_summary(metric, score, baselines, beats, beaten_by, task))
+    return RunResult(run_dir, metrics, history, model, task)
+
+
+def _write_figures(cfg, run_dir, task, model, history, baselines) -> None:
+    from . import plots
+    if history:
+        plots.loss_curve(history, task.metric, run_dir / "loss_curve.png")
+    if cfg.task in SERIES_TASKS:
+        from .baselines import LinearAR, persistence
+        test = task.split["test"]
+        ar = LinearAR().fit(task.split["train"].inputs, task.split["train"].targets)
+        plots.forecast_vs_actual(
+            [task.series.labels[i] for i in test.index], test.targets,
+            {"lstm": task.predict(model, test.inputs), "persistence": persistence(test.inputs),
+             "linear_ar": ar.predict(test.inputs)},
+            f"{cfg.task}: one-step-ahead forecasts on the test span", run_dir / "forecast.png")
+    else:
+        prime = "def " if set("def ") <= set(task.vocab.chars) else task.vocab.chars[0]
+        sample = task.sample(model, prime, 400, 0.8, np.random.default_rng(cfg.seed))
+        (run_dir / "samples.txt").write_text(sample + "\n")
+
+
+def _summary(metric, score, baselines, beats, beaten_by, task) -> str:
+    width = max(len(k) for k in list(baselines) + ["lstm"]) + 2
+    lines = [f"test {metric} (lower is better), same test points for every model:",
+             f"  {'lstm':<{width}}{score:.5g}"]
+    for name, value in baselines.items():
+        flag = "   <- does better than the LSTM" if name in beaten_by else ""
+        lines.append(f"  {name:<{width}}{value:.5g}{flag}")
+    if beaten_by:
+        lines.append(f"The LSTM beats {', '.join(beats) or 'no baseline'}; "
+                     f"{', '.join(beaten_by)} does better on this task.")
+    else:
+        lines.append("The LSTM beats every baseline.")
+    return "\n".join(lines)
+
+
+def _describe_line(task) -> str:
+    d = task.describe()
+    if "series" in d:
+        return (f"{d['points']} values, window {d['window']}, train/val/test examples "
+                f"{d['train_examples']}/{d['val_examples']}/{d['test_examples']}")
+    return (f"{d['characters']} characters ({d['vocabulary']} distinct) from {d['source']}")
+
+
+def _tqdm():
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError("the progress bar needs tqdm: pip install 'lstm-xp[train]' "
+                          "(or pass progress=False)") from None
+    return tqdm
