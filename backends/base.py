@@ -98,6 +98,13 @@ class Backend:
         """out[...] += a @ b for 2-D operands (transposed views allowed)."""
         out[...] += self.xp.matmul(a, b)
 
+    def keep_where(self, dst, src, hold) -> None:
+        """dst[...] = where(hold, src, dst): rows of ``dst`` flagged in ``hold`` take ``src``.
+
+        Exact (a select, no arithmetic). Shapes: dst, src (B, H); hold (B, 1) bool.
+        """
+        dst[...] = self.xp.where(hold, src, dst)
+
     def lstm_cell_forward(self, gates, c_prev, c, h) -> None:
         """One LSTM step once the gate pre-activations are summed.
 

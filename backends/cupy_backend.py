@@ -48,6 +48,9 @@ class CupyBackend(Backend):
     def matmul_acc(self, a, b, out) -> None:
         cupy.cublas.gemm("N", "N", a, b, out=out, alpha=1.0, beta=1.0)
 
+    def keep_where(self, dst, src, hold) -> None:
+        cupy.copyto(dst, src, where=hold)
+
     # ------------------------------------------------------------- fused cells
     def _kernel(self, name: str, dtype):
         if self._module is None:

@@ -57,6 +57,9 @@ class NumpyBackend(Backend):
         np.matmul(a, b, out=product)
         np.add(out, product, out=out)
 
+    def keep_where(self, dst, src, hold) -> None:
+        np.copyto(dst, src, where=hold)
+
     def lstm_cell_forward(self, gates, c_prev, c, h) -> None:
         H = c_prev.shape[-1]
         scale, offset = self._gate_scales(H, gates.dtype)

@@ -8,7 +8,42 @@ was expected and what was given.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
+
+_CHECK_FINITE = [True]
+
+
+@contextmanager
+def finite_checks(enabled: bool):
+    """Turn the NaN/Inf checks of inputs on or off inside a ``with`` block.
+
+    Each check costs one pass over the input and, on a GPU, one host synchronisation per
+    call; benchmarks and tight inference loops may switch them off:
+    ``with lstm_xp.finite_checks(False): ...``
+    """
+    before = _CHECK_FINITE[0]
+    _CHECK_FINITE[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _CHECK_FINITE[0] = before
+
+
+def check_finite(backend, named: dict) -> None:
+    """ValueError naming the first array in ``named`` (name -> array or None) with NaN/Inf.
+
+    All arrays are tested on the device and their verdicts fetched in one transfer.
+    """
+    items = [(name, a) for name, a in named.items() if a is not None]
+    if not items or not _CHECK_FINITE[0]:
+        return
+    xp = backend.xp
+    verdicts = backend.to_numpy(xp.stack([xp.all(xp.isfinite(a)) for _, a in items]))
+    for (name, _), ok in zip(items, verdicts):
+        if not ok:
+            raise ValueError(f"{name} contains NaN or Inf")
 
 
 def to_numpy(a) -> np.ndarray:

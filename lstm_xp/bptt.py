@@ -20,6 +20,17 @@ Cost per direction: one (T*B, I) x (I, 4H) GEMM for the input projection of ever
 then per step one (B, H) x (H, 4H) GEMM and one fused cell pass; backward mirrors it
 (one cell pass and one (B, 4H) x (4H, H) GEMM per step) and computes dW_ih, dW_hh, db
 and dx after the loop as single GEMMs / reductions over all steps.
+
+Padded batches (sequences of different lengths, right-padded to T): a (T, B, 1) boolean
+``hold`` marks the padded steps (t >= length of sequence b). There the cell's result is
+discarded and the state is carried through unchanged,
+
+    h_t = h_prev,  c_t = c_prev   where hold[t, b]     (an exact select, no arithmetic)
+
+so a reverse direction starts from h0 at each sequence's own last step, h_n/c_n are each
+sequence's state at its own last step, and in backward the gradients pass straight through
+padded steps (dh_prev = dh_t, dc_prev = dc_t) while their gate gradients are zero: padded
+steps contribute nothing to any weight, bias or input gradient.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ class DirectionTape:
         gates: (T, B, 4H) activated gates [i f g o] (overwritten by backward).
         h, c: (T+1, B, H) states, the initial one included (see module docstring).
         reverse: whether this direction runs from t = T-1 down to 0.
+        hold: (T, B, 1) bool, True at padded steps; None when every sequence has T steps.
     """
 
     x: object
@@ -43,6 +55,7 @@ class DirectionTape:
     h: object
     c: object
     reverse: bool
+    hold: object = None
 
     @property
     def steps(self) -> int:
@@ -73,13 +86,15 @@ class DirectionTape:
         return range(T - 1, -1, -1) if self.reverse else range(T)
 
 
-def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool) -> DirectionTape:
+def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
+                      hold=None) -> DirectionTape:
     """Run one direction over the whole sequence.
 
     Args:
         x: (T, B, I) C-contiguous input. w_ih (4H, I), w_hh (4H, H), b_ih, b_hh (4H,).
         h0, c0: (B, H) initial state.
         reverse: visit t = T-1 ... 0 instead of 0 ... T-1.
+        hold: (T, B, 1) bool marking padded steps, or None (see module docstring).
 
     Returns:
         The tape: outputs, final state and everything backward needs.
@@ -92,7 +107,7 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool)
     gates += b_ih + b_hh
     h = backend.empty((T + 1, B, H), x.dtype)
     c = backend.empty((T + 1, B, H), x.dtype)
-    tape = DirectionTape(x=x, gates=gates, h=h, c=c, reverse=reverse)
+    tape = DirectionTape(x=x, gates=gates, h=h, c=c, reverse=reverse, hold=hold)
     prev, cur = tape.slot_offsets()
     first = T if reverse else 0
     h[first, ...] = h0
@@ -100,6 +115,9 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool)
     for t in tape.time_order():
         backend.matmul_acc(h[t + prev, ...], w_hh.T, out=gates[t, ...])
         backend.lstm_cell_forward(gates[t, ...], c[t + prev, ...], c[t + cur, ...], h[t + cur, ...])
+        if hold is not None:
+            backend.keep_where(h[t + cur, ...], h[t + prev, ...], hold[t, ...])
+            backend.keep_where(c[t + cur, ...], c[t + prev, ...], hold[t, ...])
     return tape
 
 
@@ -134,15 +152,28 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
     T, B, I = tape.x.shape
     H = w_hh.shape[1]
     dtype = tape.x.dtype
-    gates, c = tape.gates, tape.c
+    gates, c, hold = tape.gates, tape.c, tape.hold
     prev, cur = tape.slot_offsets()
     dh = backend.zeros((B, H), dtype) if dh_n is None else backend.asarray(dh_n, copy=True)
     dc = backend.zeros((B, H), dtype) if dc_n is None else backend.asarray(dc_n, copy=True)
+    if hold is not None:
+        valid = xp.astype(xp.logical_not(hold), dtype)     # (T, B, 1): 1 real step, 0 padding
+        if dy is not None:      # outputs at padded steps are constant zeros: no gradient
+            dy = dy * valid
+        dh_held, dc_held = backend.empty((B, H), dtype), backend.empty((B, H), dtype)
     for t in reversed(tape.time_order()):
         if dy is not None:
             dh += dy[t, ...]
+        if hold is not None:    # padded rows: put dh, dc aside and run the cell on zeros
+            dh_held[...] = dh
+            dc_held[...] = dc
+            dh *= valid[t, ...]
+            dc *= valid[t, ...]
         backend.lstm_cell_backward(gates[t, ...], c[t + prev, ...], c[t + cur, ...], dh, dc)
         backend.matmul_into(gates[t, ...], w_hh, out=dh)   # dL/dh_prev through this step
+        if hold is not None:    # ... and pass them straight through
+            backend.keep_where(dh, dh_held, hold[t, ...])
+            backend.keep_where(dc, dc_held, hold[t, ...])
     da = xp.reshape(gates, (T * B, 4 * H))
     backend.matmul_into(da.T, xp.reshape(tape.x, (T * B, I)), out=grads["w_ih"])
     backend.matmul_into(da.T, xp.reshape(tape.previous_h(), (T * B, H)), out=grads["w_hh"])

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from .arrays import as_input, check_shape, flag, positive_int
+from .arrays import as_input, check_finite, check_shape, flag, positive_int, to_numpy
 from .bptt import direction_backward, direction_forward
 from .module import Module
 
@@ -166,13 +166,43 @@ class LSTM(Module):
         return value
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x, state=None, *, train: bool = True):
+    def _lengths_in(self, lengths, T: int, B: int, unbatched: bool):
+        """Validated ``lengths`` as (hold, valid) device masks (T, B, 1), or (None, None).
+
+        hold = t >= lengths[b] (bool, the padded steps); valid = 1 - hold in the layer dtype.
+        """
+        if lengths is None:
+            return None, None
+        if unbatched:
+            raise ValueError("lengths applies to batched input (T, B, I); x is unbatched (T, I)")
+        host = lengths if isinstance(lengths, (list, tuple)) else to_numpy(lengths)
+        host = np.asarray(host)
+        if host.dtype == bool or not np.issubdtype(host.dtype, np.integer):
+            raise TypeError(f"lengths must hold integers, got dtype {host.dtype}")
+        if host.shape != (B,):
+            raise ValueError(f"lengths must have shape (batch,) = ({B},), got {host.shape}")
+        if host.min() < 1 or host.max() > T:
+            bad = int(np.argmax((host < 1) | (host > T)))
+            raise ValueError(f"lengths must be in [1, {T}] (1 to the number of steps; "
+                             f"zero-length sequences are not allowed), got lengths[{bad}] = "
+                             f"{int(host[bad])}")
+        if np.all(host == T):
+            return None, None
+        hold = (np.arange(T)[:, None] >= host[None, :])[:, :, None]
+        return (self.backend.asarray(hold),
+                self.backend.asarray(np.logical_not(hold), dtype=self.dtype))
+
+    def forward(self, x, state=None, *, lengths=None, train: bool = True):
         """Run the LSTM over a batch of sequences.
 
         Args:
             x: (T, B, I), or (B, T, I) if batch_first, or (T, I) unbatched; a NumPy array
                (moved to the layer's device) or an array on that device, of the layer's dtype.
             state: (h0, c0), each (L*D, B, H) — (L*D, H) unbatched — or None for zeros.
+            lengths: (B,) integers in [1, T] (host or device) for a right-padded batch, as
+               PyTorch's packed sequences: outputs past each length are zero, (h_n, c_n) are
+               each sequence's state at its own last step, the reverse direction starts at
+               that step, and padded steps add nothing to any gradient. None: all have T.
             train: keep what :meth:`backward` needs; False for inference (keeps nothing).
 
         Returns:
@@ -193,6 +223,8 @@ class LSTM(Module):
         h0, c0 = self._pair("state", state)
         h0 = self._state_in("state[0] (h0)", h0, B, unbatched)
         c0 = self._state_in("state[1] (c0)", c0, B, unbatched)
+        hold, valid = self._lengths_in(lengths, T, B, unbatched)
+        check_finite(backend, {"x": x, "state[0] (h0)": h0, "state[1] (c0)": c0})
         # a private, C-contiguous, time-major copy: later changes to the caller's x cannot
         # corrupt the gradients, and every GEMM sees a plain (T*B, I) matrix
         layer_input = backend.empty((T, B, self.input_size), self.dtype)
@@ -210,8 +242,11 @@ class LSTM(Module):
                 p = self._layer_params(k, d)
                 tape = direction_forward(backend, layer_input, p["w_ih"], p["w_hh"], p["b_ih"],
                                          p["b_hh"], zeros if h0 is None else h0[s, ...],
-                                         zeros if c0 is None else c0[s, ...], reverse=d == 1)
+                                         zeros if c0 is None else c0[s, ...], reverse=d == 1,
+                                         hold=hold)
                 y[:, :, d * H:(d + 1) * H] = tape.outputs()
+                if valid is not None:
+                    y[:, :, d * H:(d + 1) * H] *= valid
                 h_last, c_last = tape.final_state()
                 h_n[s, ...] = h_last
                 c_n[s, ...] = c_last
@@ -257,6 +292,7 @@ class LSTM(Module):
         dh_n, dc_n = self._pair("dstate", dstate)
         dh_n = self._state_in("dstate[0] (dh_n)", dh_n, B, unbatched)
         dc_n = self._state_in("dstate[1] (dc_n)", dc_n, B, unbatched)
+        check_finite(backend, {"dy": dy, "dstate[0] (dh_n)": dh_n, "dstate[1] (dc_n)": dc_n})
         self._tapes = None   # backward overwrites the saved gates: no second use
         dh0 = backend.empty((L * D, B, H), self.dtype)
         dc0 = backend.empty((L * D, B, H), self.dtype)

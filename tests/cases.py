@@ -75,3 +75,17 @@ def weighted_loss(y, h_n, c_n, dy, dh, dc):
         if weight is not None:
             total += float(np.sum(np.asarray(value) * weight))
     return total
+
+
+def numeric_gradient(f, a, eps=1e-6):
+    """dF/da by central differences, perturbing ``a`` in place one entry at a time."""
+    grad = np.zeros_like(a)
+    for idx in np.ndindex(a.shape):
+        keep = a[idx]
+        a[idx] = keep + eps
+        up = f()
+        a[idx] = keep - eps
+        down = f()
+        a[idx] = keep
+        grad[idx] = (up - down) / (2 * eps)
+    return grad

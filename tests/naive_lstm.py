@@ -111,3 +111,32 @@ def backward(params, record, dy, dh_n, dc_n, num_layers, bidirectional, input_si
             grads[f"bias_hh_{sfx}"] = grads[f"bias_ih_{sfx}"].copy()
         d_out = d_in
     return d_out, dh0, dc0, grads
+
+
+def forward_backward_padded(params, x, lengths, h0, c0, dy, dh_n, dc_n, num_layers,
+                            bidirectional):
+    """Padded-batch semantics, the naive way: each sequence run alone on its own steps.
+
+    x (T, B, I), lengths (B,); returns y (T, B, D*H) zero past each length, h_n, c_n,
+    dx (zero past each length), dh0, dc0 and the parameter gradients summed over sequences.
+    """
+    T, B, I = x.shape
+    D = 2 if bidirectional else 1
+    H = h0.shape[-1]
+    y = np.zeros((T, B, D * H))
+    dx = np.zeros_like(x)
+    h_n, c_n = np.zeros_like(h0), np.zeros_like(c0)
+    dh0, dc0 = np.zeros_like(h0), np.zeros_like(c0)
+    grads = {name: np.zeros_like(v) for name, v in params.items()}
+    for b in range(B):
+        n = int(lengths[b])
+        one = slice(b, b + 1)
+        yb, hb, cb, record = forward(params, x[:n, one], h0[:, one], c0[:, one],
+                                     num_layers, bidirectional)
+        y[:n, one], h_n[:, one], c_n[:, one] = yb, hb, cb
+        dxb, dhb, dcb, gb = backward(params, record, dy[:n, one], dh_n[:, one], dc_n[:, one],
+                                     num_layers, bidirectional, I)
+        dx[:n, one], dh0[:, one], dc0[:, one] = dxb, dhb, dcb
+        for name in grads:
+            grads[name] += gb[name]
+    return y, h_n, c_n, dx, dh0, dc0, grads

@@ -3,24 +3,8 @@
 import numpy as np
 import pytest
 
-from cases import GRID, make_problem, weighted_loss
+from cases import GRID, make_problem, numeric_gradient, weighted_loss
 from lstm_xp import LSTM
-
-EPS = 1e-6
-
-
-def numeric_gradient(f, a):
-    """dF/da by central differences, perturbing ``a`` in place one entry at a time."""
-    grad = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        keep = a[idx]
-        a[idx] = keep + EPS
-        up = f()
-        a[idx] = keep - EPS
-        down = f()
-        a[idx] = keep
-        grad[idx] = (up - down) / (2 * EPS)
-    return grad
 
 
 def assert_close(name, analytic, numeric):
