@@ -23,6 +23,7 @@ from .data import (DeltaScaler, Vocabulary, load_series, make_windows, one_hot, 
                    stdlib_text, time_split)
 from .losses import CrossEntropyLoss, MSELoss
 from .models import CharModel, SeriesForecaster
+from .stream import CarriedState
 
 SERIES_TASKS = ("seed", "sunspots", "co2")
 TASKS = SERIES_TASKS + ("chars",)
@@ -102,7 +103,10 @@ class CharTask:
     """Next-character prediction on a text, scored in bits per character.
 
     The text is cut in time order into train/val/test (80/10/10 %). Training draws random
-    windows of ``seq_len`` characters; evaluation reads each split as 16 parallel
+    windows of ``seq_len`` characters, or, with ``bptt`` set, reads the training text as
+    ``batch_size`` parallel streams in consecutive chunks of ``bptt`` characters, carrying
+    the LSTM state from chunk to chunk (truncated BPTT, ``lstm_xp.stream``); one epoch is
+    then one pass over the text. Evaluation reads each split as 16 parallel
     contiguous streams, carrying the LSTM state across chunks, and scores every character
     after the first of each stream (the baselines are scored on exactly those positions).
     """
@@ -112,6 +116,7 @@ class CharTask:
     eval_chunk = 256
 
     def __init__(self, text: str, source: str, seq_len: int, fractions=(0.8, 0.1, 0.1)):
+        self.carry = CarriedState()
         self.source = source
         self.vocab = Vocabulary(text)
         ids = self.vocab.encode(text)
@@ -134,18 +139,40 @@ class CharTask:
         return CharModel(len(self.vocab), cfg.hidden_size, cfg.num_layers, dtype=cfg.dtype,
                          device=cfg.device, seed=cfg.seed)
 
+    def _stream_length(self, cfg) -> int:
+        n = (len(self.ids["train"]) - cfg.bptt) // cfg.batch_size
+        if n < 2:
+            raise ValueError(f"the training text ({len(self.ids['train'])} characters) is too "
+                             f"short for {cfg.batch_size} streams with bptt={cfg.bptt}")
+        return n
+
     def steps_per_epoch(self, cfg) -> int:
+        if cfg.bptt:
+            return math.ceil((self._stream_length(cfg) - 1) / cfg.bptt)
         return cfg.batches_per_epoch
 
     def batches(self, rng, cfg):
-        train, T, V = self.ids["train"], self.seq_len, len(self.vocab)
+        train, V = self.ids["train"], len(self.vocab)
+        self.carry.reset()
+        if cfg.bptt:
+            # batch_size streams of n characters each, starting at a random offset so that
+            # chunk boundaries move from epoch to epoch
+            n, T = self._stream_length(cfg), cfg.bptt
+            offset = int(rng.integers(0, T))
+            rows = train[offset:offset + cfg.batch_size * n].reshape(cfg.batch_size, n)
+            for lo in range(0, n - 1, T):
+                hi = min(lo + T, n - 1)
+                yield one_hot(rows[:, lo:hi], V, cfg.dtype), rows[:, lo + 1:hi + 1]
+            return
+        T = self.seq_len
         for _ in range(cfg.batches_per_epoch):
             starts = rng.integers(0, len(train) - T - 1, size=cfg.batch_size)
             rows = train[starts[:, None] + np.arange(T + 1)]
             yield one_hot(rows[:, :-1], V, cfg.dtype), rows[:, 1:]
 
     def train_step(self, model, x, target):
-        logits, _ = model.forward(x)
+        logits, state = model.forward(x, self.carry.state)
+        self.carry.keep(state)           # used by the next chunk when streaming (bptt)
         value = self.loss.forward(logits, target)
         model.backward(self.loss.backward())
         return value

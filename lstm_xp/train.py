@@ -61,7 +61,8 @@ class TrainConfig:
     clip: float | None = 1.0       # global gradient-norm limit; None or 0: no clipping
     window: int | None = None      # series tasks: past values per forecast
     seq_len: int | None = None     # chars: characters per training sequence
-    batches_per_epoch: int | None = None   # chars
+    batches_per_epoch: int | None = None   # chars, random windows
+    bptt: int | None = None        # chars: stream the text in chunks of this many characters
     text: str | None = None        # chars: a text file instead of the stdlib sources
     max_chars: int = 200_000       # chars
     seed: int = 0
@@ -84,10 +85,14 @@ class TrainConfig:
         if cfg.task in SERIES_TASKS:
             _require(isinstance(cfg.window, int) and cfg.window >= 1, "window",
                      "a positive integer", cfg.window)
+            _require(cfg.bptt is None, "bptt", "None for a series task (it applies to chars)",
+                     cfg.bptt)
         else:
             for name in ("seq_len", "batches_per_epoch"):
                 _require(isinstance(getattr(cfg, name), int) and getattr(cfg, name) >= 1,
                          name, "a positive integer", getattr(cfg, name))
+            _require(cfg.bptt is None or (isinstance(cfg.bptt, int) and cfg.bptt >= 1), "bptt",
+                     "a positive integer or None", cfg.bptt)
         return cfg
 
     @classmethod

@@ -40,7 +40,9 @@ def parse_args(argv=None):
     p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm limit (0: off)")
     p.add_argument("--window", type=int, help="series tasks: past values per forecast")
     p.add_argument("--seq-len", type=int, help="chars: characters per training sequence")
-    p.add_argument("--batches-per-epoch", type=int, help="chars")
+    p.add_argument("--batches-per-epoch", type=int, help="chars: random windows per epoch")
+    p.add_argument("--bptt", type=int, help="chars: read the text as --batch-size parallel "
+                   "streams in chunks of BPTT characters, carrying the state (truncated BPTT)")
     p.add_argument("--text", help="chars: train on this text file instead of stdlib sources")
     p.add_argument("--max-chars", type=int, default=200_000, help="chars: text length cap")
     p.add_argument("--seed", type=int, default=0, help="seeds initialisation and batch order")
@@ -49,9 +51,7 @@ def parse_args(argv=None):
     p.add_argument("--out", help="run directory (default: runs/<task>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
-    args.defaults = {k: p.get_default(k) for k in vars(args)}
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
                 num_layers=args.num_layers, lr=args.lr, optimizer=args.optimizer,
                 momentum=args.momentum, lr_decay=args.lr_decay, clip=args.clip or None,
                 window=args.window, seq_len=args.seq_len,
-                batches_per_epoch=args.batches_per_epoch, text=args.text,
+                batches_per_epoch=args.batches_per_epoch, bptt=args.bptt, text=args.text,
                 max_chars=args.max_chars, seed=args.seed, on_nonfinite=args.on_nonfinite)
             out = Path(args.out or f"runs/{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
             result = train(cfg, out, progress=progress)
