@@ -33,6 +33,10 @@ def _make_cupy() -> Backend:
     except ImportError as err:
         raise BackendUnavailableError(
             f"device 'gpu' needs CuPy, which is not installed ({err}); {_INSTALL_HINT}") from None
+    except Exception as err:  # a broken install can fail with other errors
+        raise BackendUnavailableError(
+            f"device 'gpu': CuPy is installed but cannot be imported ({err}); "
+            f"{_INSTALL_HINT}") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # CUDA driver missing or broken: CuPy raises its own types
@@ -43,8 +47,14 @@ def _make_cupy() -> Backend:
         raise BackendUnavailableError(
             "device 'gpu': CuPy is installed but no CUDA device is visible "
             "(check nvidia-smi and CUDA_VISIBLE_DEVICES)")
-    from .cupy_backend import CupyBackend
-    return CupyBackend()
+    try:
+        from .cupy_backend import CupyBackend
+        return CupyBackend()   # compiles the kernels and opens cuBLAS now, not mid-training
+    except Exception as err:
+        raise BackendUnavailableError(
+            f"device 'gpu': a CUDA device is visible but the GPU path cannot start "
+            f"({type(err).__name__}: {err}); CuPy 14 needs the CUDA libraries cuBLAS and "
+            f"NVRTC, which its [ctk] extra installs: {_INSTALL_HINT}") from None
 
 
 _FACTORIES: dict[str, Callable[[], Backend]] = {"cpu": _make_numpy, "gpu": _make_cupy}

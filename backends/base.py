@@ -86,6 +86,10 @@ class Backend:
     def synchronize(self) -> None:
         """Wait until queued device work is done (a no-op on the CPU)."""
 
+    def describe(self) -> dict:
+        """Library versions (and device name) for run records."""
+        return {self.xp.__name__: getattr(self.xp, "__version__", "unknown")}
+
     def _on_device(self) -> dict:
         return {} if self.device is None else {"device": self.device}
 

@@ -2,7 +2,7 @@
 
 Imported only when a GPU is asked for (``backends.get_backend("gpu")``); importing
 ``lstm_xp`` or using the CPU never touches this module. The kernels are in
-``lstm_cell.cu`` beside this file and compiled with NVRTC on first use.
+``lstm_cell.cu`` beside this file and compiled with NVRTC when the backend is created.
 """
 
 from __future__ import annotations
@@ -16,20 +16,35 @@ import numpy as np
 from .base import Backend
 
 _KERNEL_SOURCE = Path(__file__).with_name("lstm_cell.cu")
-_CUDA_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_CUDA_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}   # dtype -> C type
 _THREADS_PER_BLOCK = 256
 
 
 class CupyBackend(Backend):
-    """GPU backend, ``xp = cupy``, on CuPy's current device."""
+    """GPU backend, ``xp = cupy``, on CuPy's current device.
+
+    Construction compiles the cell kernels (NVRTC) and runs one cuBLAS GEMM, so that a
+    missing CUDA library fails here, with a clear message from ``get_backend``, rather
+    than inside the first time step.
+    """
 
     def __init__(self):
         super().__init__("gpu", cupy)
-        self._module = None
+        names = {(k, t): f"{k}<{ctype}>" for k in ("lstm_cell_forward", "lstm_cell_backward")
+                 for t, ctype in _CUDA_TYPES.items()}
+        module = cupy.RawModule(code=_KERNEL_SOURCE.read_text(), options=("--std=c++17",),
+                                name_expressions=list(names.values()))
+        self._kernels = {key: module.get_function(name) for key, name in names.items()}
+        probe = cupy.ones((2, 2), dtype=cupy.float32)
+        self.matmul_into(probe, probe.T, out=cupy.empty((2, 2), dtype=cupy.float32))
+        self.synchronize()
 
     def asarray(self, a, dtype=None, copy=None):
         if copy:
-            return cupy.array(a, dtype=dtype, copy=True)
+            return cupy.array(a, dtype=dtype, copy=True, order="C")
+        if copy is False and not (isinstance(a, cupy.ndarray)
+                                  and (dtype is None or a.dtype == np.dtype(dtype))):
+            raise ValueError("copy=False: this conversion needs a copy")
         return cupy.asarray(a, dtype=dtype)
 
     def to_numpy(self, a) -> np.ndarray:
@@ -40,6 +55,13 @@ class CupyBackend(Backend):
 
     def synchronize(self) -> None:
         cupy.cuda.get_current_stream().synchronize()
+
+    def describe(self) -> dict:
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"]
+        return {"cupy": cupy.__version__, "numpy": np.__version__,
+                "gpu": name.decode() if isinstance(name, bytes) else str(name),
+                "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion()}
 
     # ------------------------------------------------------------------- GEMMs
     def matmul_into(self, a, b, out) -> None:
@@ -53,16 +75,10 @@ class CupyBackend(Backend):
 
     # ------------------------------------------------------------- fused cells
     def _kernel(self, name: str, dtype):
-        if self._module is None:
-            names = [f"{k}<{t}>" for k in ("lstm_cell_forward", "lstm_cell_backward")
-                     for t in _CUDA_TYPES.values()]
-            self._module = cupy.RawModule(code=_KERNEL_SOURCE.read_text(),
-                                          options=("--std=c++17",), name_expressions=names)
         try:
-            ctype = _CUDA_TYPES[np.dtype(dtype)]
+            return self._kernels[(name, np.dtype(dtype))]
         except KeyError:
             raise TypeError(f"the fused LSTM cell supports float32 and float64, got {dtype}") from None
-        return self._module.get_function(f"{name}<{ctype}>")
 
     @staticmethod
     def _launch_shape(n: int):

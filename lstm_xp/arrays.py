@@ -60,7 +60,7 @@ def array_library(a) -> str:
     return type(a).__module__.split(".")[0]
 
 
-def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False):
+def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False, owner=None):
     """``a`` as an array of ``backend`` with dtype ``dtype``, after checking it.
 
     Args:
@@ -71,6 +71,7 @@ def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False):
             precision change); Python numbers/lists are converted to it.
         ndims: allowed numbers of dimensions (tuple), or None for any.
         copy: return a copy even where ``a`` could be used as it is.
+        owner: what ``dtype`` belongs to, for messages (default: the layer); e.g. "pred".
 
     Raises:
         TypeError: wrong array library or device, non-floating or mismatched dtype.
@@ -87,13 +88,17 @@ def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False):
         hint = (" (move it with lstm_xp.to_numpy, or move the layer with .to())"
                 if array_library(a) == "cupy" else "")
         raise TypeError(f"{name} must be a NumPy array or an array on the layer's device "
-                        f"({backend.name!r}); got a {array_library(a)} {type(a).__name__}{hint}")
+                        f"({backend.name!r}); got {type(a).__module__}.{type(a).__name__}{hint}")
+    if not got.startswith("float"):
+        whose = f"{owner}'s dtype" if owner else "the layer's dtype"
+        raise TypeError(f"{name} has dtype {got} but must be floating point ({want}, {whose}); "
+                        f"convert it with .astype('{want}')")
     if got != want:
-        kind = "" if got.startswith("float") else " (it must be floating point)"
-        other = got if got.startswith("float") else want
-        raise TypeError(f"{name} has dtype {got}{kind} but the layer computes in {want}; "
-                        f"convert it with .astype('{want}') or build the layer with "
-                        f"dtype='{other}'")
+        if owner:
+            raise TypeError(f"{name} has dtype {got} but {owner} has dtype {want}; convert it "
+                            f"with .astype('{want}')")
+        raise TypeError(f"{name} has dtype {got} but the layer computes in {want}; convert it "
+                        f"with .astype('{want}') or build the layer with dtype='{got}'")
     if ndims is not None and len(a.shape) not in ndims:
         allowed = " or ".join(str(n) for n in ndims)
         raise ValueError(f"{name} must have {allowed} dimensions, got shape {tuple(a.shape)}")

@@ -75,6 +75,10 @@ def load_checkpoint(path) -> Checkpoint:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     unreadable = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:2] != b"PK" and magic != b"\x93NUM":
+        raise CheckpointError(f"{path} is not an lstm-xp checkpoint (not a .npz archive)")
     try:
         archive = np.load(path, allow_pickle=False)
     except unreadable as err:

@@ -1,8 +1,10 @@
 """Losses: value and gradient, on whatever device the predictions live.
 
 Each loss follows the layer convention: ``value = loss.forward(pred, target)`` returns a
-0-d array on the predictions' device (no host synchronisation; ``float(value)`` when you
-need the number) and ``loss.backward()`` returns dL/dpred shaped like ``pred``.
+0-d array on the predictions' device (``float(value)`` when you need the number) and
+``loss.backward()`` returns dL/dpred shaped like ``pred``. Each forward checks its target
+(MSE: no NaN/Inf, see ``lstm_xp.finite_checks``; cross-entropy: class indices in range)
+with one host synchronisation.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 
 from backends import backend_of
 
-from .arrays import array_library, as_input, check_shape
+from .arrays import array_library, as_input, check_finite, check_shape
 
 
 class MSELoss:
@@ -27,8 +29,9 @@ class MSELoss:
 
     def forward(self, pred, target):
         backend = backend_of(pred)
-        target = as_input(backend, target, "target", pred.dtype)
+        target = as_input(backend, target, "target", pred.dtype, owner="pred")
         check_shape("target", target, tuple(pred.shape), "(the shape of pred)")
+        check_finite(backend, {"target": target})
         xp = backend.xp
         self._diff = pred - target
         return xp.mean(self._diff * self._diff)
@@ -86,8 +89,10 @@ class CrossEntropyLoss:
             raise TypeError(f"target must hold integer class indices (int32/int64), got {kind}")
         check_shape("target", target, shape, "(the shape of logits without its last axis)")
         xp = backend.xp
-        if bool(xp.any(target < 0)) or bool(xp.any(target >= C)):
-            raise ValueError(f"target must hold class indices in [0, {C}), got values outside")
+        low, high = (int(v) for v in backend.to_numpy(xp.stack([xp.min(target), xp.max(target)])))
+        if low < 0 or high >= C:
+            raise ValueError(f"target must hold class indices in [0, {C}), got values from "
+                             f"{low} to {high}")
         return target
 
     def backward(self):

@@ -157,12 +157,12 @@ class LSTM(Module):
     def _state_out(self, a, unbatched: bool):
         return self.backend.xp.reshape(a, (a.shape[0], a.shape[2])) if unbatched else a
 
-    def _pair(self, name, value):
+    @staticmethod
+    def _pair(name, members, value):
         if value is None:
             return None, None
         if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"{name} must be a pair ({name[0]}h, {name[0]}c) or None, "
-                            f"got {type(value).__name__}")
+            raise TypeError(f"{name} must be a pair {members} or None, got {type(value).__name__}")
         return value
 
     # ------------------------------------------------------------------ forward
@@ -218,9 +218,12 @@ class LSTM(Module):
                              f"axis, got shape {tuple(x.shape)}")
         x_view = self._time_major(x, unbatched)
         T, B = x_view.shape[0], x_view.shape[1]
-        if T == 0 or B == 0:
-            raise ValueError(f"x must hold at least one step of one sequence, got shape {tuple(x.shape)}")
-        h0, c0 = self._pair("state", state)
+        if T == 0:
+            raise ValueError(f"x has no time steps (T = 0, shape {tuple(x.shape)}); every "
+                             "sequence needs at least one step")
+        if B == 0:
+            raise ValueError(f"x is an empty batch (B = 0, shape {tuple(x.shape)})")
+        h0, c0 = self._pair("state", "(h0, c0)", state)
         h0 = self._state_in("state[0] (h0)", h0, B, unbatched)
         c0 = self._state_in("state[1] (c0)", c0, B, unbatched)
         hold, valid = self._lengths_in(lengths, T, B, unbatched)
@@ -289,7 +292,7 @@ class LSTM(Module):
             dy = self._time_major(dy, unbatched)
             check_shape("dy", dy, (T, B, D * H), "(steps, batch, num_directions * hidden_size) "
                         "in time-major order")
-        dh_n, dc_n = self._pair("dstate", dstate)
+        dh_n, dc_n = self._pair("dstate", "(dh_n, dc_n)", dstate)
         dh_n = self._state_in("dstate[0] (dh_n)", dh_n, B, unbatched)
         dc_n = self._state_in("dstate[1] (dc_n)", dc_n, B, unbatched)
         check_finite(backend, {"dy": dy, "dstate[0] (dh_n)": dh_n, "dstate[1] (dc_n)": dc_n})

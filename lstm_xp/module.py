@@ -70,8 +70,10 @@ class Module:
         missing = sorted(set(self.params) - set(params))
         extra = sorted(set(params) - set(self.params))
         if missing or extra:
+            parts = ([f"missing {missing}"] if missing else []) + \
+                    ([f"unexpected {extra}"] if extra else [])
             raise ValueError(f"params do not match this {type(self).__name__}: "
-                             f"missing {missing}, unexpected {extra}")
+                             f"{'; '.join(parts)}")
         staged = {}
         for name, value in params.items():
             host = self._host_copy(name, value)

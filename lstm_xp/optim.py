@@ -12,8 +12,11 @@ All arithmetic stays on the layers' device; nothing here synchronises with the h
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
+
+from backends import backend_of
 
 
 def _layers(layers) -> list:
@@ -26,7 +29,7 @@ def _layers(layers) -> list:
 
 
 def _positive(name, value, allow_zero=False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
@@ -49,9 +52,13 @@ class Optimizer:
 
     def _slot(self, key: str, slot: str, backend, like):
         full = f"{key}.{slot}"
-        if full not in self.state:
-            self.state[full] = backend.zeros(tuple(like.shape), like.dtype)
-        return self.state[full]
+        buf = self.state.get(full)
+        if buf is None:
+            buf = self.state[full] = backend.zeros(tuple(like.shape), like.dtype)
+        elif not backend.owns(buf):        # the layer moved device (layer.to): follow it
+            host = backend_of(buf).to_numpy(buf)
+            buf = self.state[full] = backend.asarray(host, dtype=like.dtype, copy=True)
+        return buf
 
     def step(self) -> None:
         """Update every parameter from its gradient (one optimisation step)."""
@@ -117,9 +124,10 @@ class Adam(Optimizer):
 
     def __init__(self, layers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(layers, lr)
+        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+                or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"betas must be a pair (b1, b2) of numbers in [0, 1), got {betas!r}")
         b1, b2 = betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"betas must both be in [0, 1), got {betas!r}")
         self.b1, self.b2 = float(b1), float(b2)
         self.eps = _positive("eps", eps)
 

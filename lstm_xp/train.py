@@ -36,6 +36,7 @@ TASK_DEFAULTS = {
                   batches_per_epoch=100),
 }
 OPTIMIZERS = ("adam", "sgd")
+TIE_MARGIN = 0.05     # scores within 5 % are a tie: the seed-to-seed spread measured on `seed`
 ON_NONFINITE = ("stop", "skip")
 
 
@@ -245,21 +246,23 @@ def _finish(cfg, run_dir, task, model, best, history, seconds, echo) -> RunResul
     metric = task.metric
     score = task.evaluate(model, "test")
     baselines = task.baselines()
-    beats = sorted(k for k, v in baselines.items() if score < v)
-    beaten_by = sorted(k for k, v in baselines.items() if v <= score)
+    verdict = {k: _verdict(score, v) for k, v in baselines.items()}
     best_epoch = min(history, key=lambda h: h[f"val_{metric}"])["epoch"] if history else None
     metrics = {
-        "task": cfg.task, "device": cfg.device, "dtype": cfg.dtype,
+        "task": cfg.task, "device": model.backend.name, "dtype": cfg.dtype,
         f"test_{metric}": score, "metric": metric, "baselines": baselines,
-        "lstm_beats": beats, "beaten_by": beaten_by,
+        "lstm_beats": sorted(k for k, v in verdict.items() if v == "beats"),
+        "ties": sorted(k for k, v in verdict.items() if v == "ties"),
+        "beaten_by": sorted(k for k, v in verdict.items() if v == "beaten by"),
+        "tie_margin": TIE_MARGIN,
         "epochs": len(history), "best_epoch": best_epoch, "wall_seconds": round(seconds, 3),
         "parameters": sum(layer.num_params() for layer in model.optimizable()),
         "data": task.describe(),
-        "versions": {"python": platform.python_version(), "numpy": np.__version__},
+        "versions": {"python": platform.python_version(), **model.backend.describe()},
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _write_figures(cfg, run_dir, task, model, history, baselines)
-    echo(_summary(metric, score, baselines, beats, beaten_by, task))
+    echo(_summary(metric, score, baselines, verdict))
     return RunResult(run_dir, metrics, history, model, task)
 
 
@@ -282,18 +285,31 @@ def _write_figures(cfg, run_dir, task, model, history, baselines) -> None:
         (run_dir / "samples.txt").write_text(sample + "\n")
 
 
-def _summary(metric, score, baselines, beats, beaten_by, task) -> str:
+def _verdict(score: float, baseline: float) -> str:
+    """How the LSTM's score compares with a baseline's (lower is better)."""
+    if score < baseline * (1 - TIE_MARGIN):
+        return "beats"
+    if baseline < score * (1 - TIE_MARGIN):
+        return "beaten by"
+    return "ties"
+
+
+def _summary(metric, score, baselines, verdict) -> str:
     width = max(len(k) for k in list(baselines) + ["lstm"]) + 2
+    notes = {"beats": "", "ties": f"   <- a tie (within {TIE_MARGIN:.0%})",
+             "beaten by": "   <- does better than the LSTM"}
     lines = [f"test {metric} (lower is better), same test points for every model:",
              f"  {'lstm':<{width}}{score:.5g}"]
-    for name, value in baselines.items():
-        flag = "   <- does better than the LSTM" if name in beaten_by else ""
-        lines.append(f"  {name:<{width}}{value:.5g}{flag}")
-    if beaten_by:
-        lines.append(f"The LSTM beats {', '.join(beats) or 'no baseline'}; "
-                     f"{', '.join(beaten_by)} does better on this task.")
-    else:
+    lines += [f"  {name:<{width}}{value:.5g}{notes[verdict[name]]}"
+              for name, value in baselines.items()]
+    groups = {v: [k for k in baselines if verdict[k] == v] for v in notes}
+    if len(groups["beats"]) == len(baselines):
         lines.append("The LSTM beats every baseline.")
+    else:
+        said = [f"beats {', '.join(groups['beats'])}"] if groups["beats"] else []
+        said += [f"ties with {', '.join(groups['ties'])}"] if groups["ties"] else []
+        said += [f"is beaten by {', '.join(groups['beaten by'])}"] if groups["beaten by"] else []
+        lines.append(f"The LSTM {'; '.join(said)} on this task.")
     return "\n".join(lines)
 
 

@@ -46,7 +46,8 @@ def main(argv=None) -> int:
             history.append(value)
             print(f"t+{step}\t{value:.6g}")
     except BackendUnavailableError as err:
-        print(f"error: {err}", file=sys.stderr)
+        hint = "" if args.device == "cpu" else " (pass --device cpu to run it on the CPU)"
+        print(f"error: {err}{hint}", file=sys.stderr)
         return 2
     except (CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

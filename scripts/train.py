@@ -21,13 +21,17 @@ from lstm_xp.train import TASK_DEFAULTS, TrainConfig, TrainingDiverged, resume, 
 from backends import BackendUnavailableError
 
 
+RESUME_OPTIONS = {"resume", "epochs", "device", "no_progress"}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", choices=TASKS, default="seed",
                    help="seed: the series lstm-xp grew from; sunspots, co2: real series; "
                         "chars: a character-level language model")
-    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu")
+    p.add_argument("--device", choices=("cpu", "gpu", "auto"),
+                   help="default: cpu (with --resume: the device the run used)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--epochs", type=int, help="total epochs (default: per task)")
     p.add_argument("--batch-size", type=int)
@@ -51,7 +55,14 @@ def parse_args(argv=None):
     p.add_argument("--out", help="run directory (default: runs/<task>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.resume:
+        ignored = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                         if k not in RESUME_OPTIONS and v != p.get_default(k))
+        if ignored:
+            print(f"note: with --resume the run's saved config applies; ignoring "
+                  f"{', '.join(ignored)}", file=sys.stderr)
+    return args
 
 
 def main(argv=None) -> int:
@@ -59,12 +70,11 @@ def main(argv=None) -> int:
     progress = not args.no_progress
     try:
         if args.resume:
-            result = resume(args.resume, epochs=args.epochs,
-                            device=args.device if args.device != "cpu" else None,
+            result = resume(args.resume, epochs=args.epochs, device=args.device,
                             progress=progress)
         else:
             cfg = TrainConfig(
-                task=args.task, device=args.device, dtype=args.dtype, epochs=args.epochs,
+                task=args.task, device=args.device or "cpu", dtype=args.dtype, epochs=args.epochs,
                 batch_size=args.batch_size, hidden_size=args.hidden_size,
                 num_layers=args.num_layers, lr=args.lr, optimizer=args.optimizer,
                 momentum=args.momentum, lr_decay=args.lr_decay, clip=args.clip or None,

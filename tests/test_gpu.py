@@ -108,3 +108,48 @@ def test_training_step_on_gpu_matches_cpu(gpu, rng):
         params.append({**lstm.state_dict(), **head.state_dict()})
     for name in params[0]:
         np.testing.assert_allclose(params[1][name], params[0][name], rtol=1e-11, atol=1e-12)
+
+
+def test_unbatched_lengths_and_fortran_ordered_gradients_on_gpu(gpu, rng):
+    import cupy
+    cpu_lstm = LSTM(3, 6, num_layers=2, bidirectional=True, dtype="float64", seed=9)
+    gpu_lstm = LSTM(3, 6, num_layers=2, bidirectional=True, dtype="float64", seed=9, device="gpu")
+    # unbatched input
+    x = rng.standard_normal((7, 3))
+    np.testing.assert_allclose(gpu.to_numpy(gpu_lstm.forward(x)[0]), cpu_lstm.forward(x)[0],
+                               **TOL["float64"])
+    # padded batch, and state gradients handed over in Fortran order
+    x = rng.standard_normal((7, 4, 3))
+    lengths = np.array([7, 2, 5, 1])
+    dh = rng.standard_normal((4, 4, 6))
+    y, _ = cpu_lstm.forward(x, lengths=lengths)
+    dx, (dh0, _) = cpu_lstm.backward(np.ones_like(y), (dh, None))
+    gy, _ = gpu_lstm.forward(x, lengths=cupy.asarray(lengths))
+    gdx, (gdh0, _) = gpu_lstm.backward(cupy.ones_like(gy), (cupy.asfortranarray(cupy.asarray(dh)), None))
+    for want, got in ((y, gy), (dx, gdx), (dh0, gdh0)):
+        np.testing.assert_allclose(gpu.to_numpy(got), want, **TOL["float64"])
+    for name in cpu_lstm.grads:
+        np.testing.assert_allclose(gpu.to_numpy(gpu_lstm.grads[name]), cpu_lstm.grads[name],
+                                   err_msg=name, **TOL["float64"])
+
+
+@pytest.mark.parametrize("task, extra", [
+    ("seed", dict(epochs=2, hidden_size=16)),
+    ("chars", dict(epochs=2, hidden_size=16, seq_len=16, batches_per_epoch=5, max_chars=20_000)),
+    ("chars", dict(epochs=1, hidden_size=16, bptt=16, batch_size=8, max_chars=20_000)),
+])
+def test_training_job_end_to_end_on_gpu(gpu, tmp_path, task, extra):
+    """train -> checkpoint -> load_run -> predict/sample, all on the GPU."""
+    from lstm_xp.train import TrainConfig, load_run, train
+    result = train(TrainConfig(task=task, device="gpu", **extra), tmp_path / "run",
+                   progress=False, echo=lambda *_: None)
+    assert result.metrics["device"] == "gpu" and "gpu" in result.metrics["versions"]
+    _, loaded_task, model = load_run(tmp_path / "run")
+    assert model.backend.name == "gpu"
+    if task == "chars":
+        text = loaded_task.sample(model, "def ", 20, 0.8, np.random.default_rng(0))
+        assert text.startswith("def ") and len(text) == 24
+    else:
+        test = loaded_task.split["test"]
+        np.testing.assert_array_equal(loaded_task.predict(model, test.inputs),
+                                      result.task.predict(result.model, test.inputs))

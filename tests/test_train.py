@@ -181,3 +181,14 @@ def test_text_baselines_by_hand():
     nxt = vocab.encode("ba")
     want = -(np.log2(2 / 4) + np.log2(1 / 2)) / 2
     assert bl.bigram_bpc(train_ids, contexts, nxt, 2) == pytest.approx(want)
+
+
+def test_summary_calls_close_scores_a_tie():
+    from lstm_xp.train import _summary, _verdict
+    assert _verdict(1.0, 1.2) == "beats"
+    assert _verdict(1.0, 1.03) == "ties" and _verdict(1.03, 1.0) == "ties"
+    assert _verdict(1.2, 1.0) == "beaten by"
+    scores = {"persistence": 2.0, "linear_ar": 1.02, "oracle": 0.5}
+    text = _summary("rmse", 1.0, scores, {k: _verdict(1.0, v) for k, v in scores.items()})
+    assert text.splitlines()[-1] == ("The LSTM beats persistence; ties with linear_ar; "
+                                     "is beaten by oracle on this task.")
