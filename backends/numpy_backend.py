@@ -26,9 +26,9 @@ class NumpyBackend(Backend):
     def owns(self, a) -> bool:
         return isinstance(a, np.ndarray)
 
-    def _workspace(self, slot: str, shape, dtype) -> np.ndarray:
+    def _workspace(self, slot: str, shape: tuple, dtype) -> np.ndarray:
         """A scratch array kept between calls, one per (slot, shape, dtype)."""
-        key = (slot, tuple(shape), np.dtype(dtype))
+        key = (slot, shape, dtype)
         buf = self._workspaces.get(key)
         if buf is None:
             buf = self._workspaces[key] = np.empty(shape, dtype=dtype)
@@ -83,6 +83,8 @@ class NumpyBackend(Backend):
         g, o = gates[:, 2 * H:3 * H], gates[:, 3 * H:4 * H]
         tanh_c = self._workspace("cell_a", c.shape, c.dtype)
         w = self._workspace("cell_b", c.shape, c.dtype)
+        upstream = self._workspace("cell_up", gates.shape, gates.dtype)
+        local = self._workspace("cell_local", gates.shape, gates.dtype)
         np.tanh(c, out=tanh_c)
         # dc_t = dc + dh * o * (1 - tanh(c)^2)
         np.multiply(tanh_c, tanh_c, out=w)
@@ -90,25 +92,15 @@ class NumpyBackend(Backend):
         np.multiply(w, o, out=w)
         np.multiply(w, dh, out=w)
         np.add(dc, w, out=dc)
-        # da_o = dh * tanh(c) * o (1 - o)
-        np.multiply(tanh_c, dh, out=tanh_c)
-        np.subtract(1, o, out=w)
-        np.multiply(o, w, out=o)
-        np.multiply(o, tanh_c, out=o)
-        # da_i = dc_t * g * i (1 - i), da_g = dc_t * i * (1 - g^2): di first, it reads g
-        di = tanh_c
-        np.multiply(dc, g, out=di)
-        np.multiply(g, g, out=g)
-        np.subtract(1, g, out=g)
-        np.multiply(g, dc, out=g)
-        np.multiply(g, i, out=g)
-        np.subtract(1, i, out=w)
-        np.multiply(i, w, out=i)
-        np.multiply(i, di, out=i)
-        # da_f = dc_t * c_prev * f (1 - f), then dc <- dL/dc_{t-1} = dc_t * f
-        df = tanh_c
-        np.multiply(dc, c_prev, out=df)
-        np.multiply(dc, f, out=dc)
-        np.subtract(1, f, out=w)
-        np.multiply(f, w, out=f)
-        np.multiply(f, df, out=f)
+        # gradients reaching the four activations: dL/di, dL/df, dL/dg, dL/do
+        np.multiply(dc, g, out=upstream[:, 0:H])
+        np.multiply(dc, c_prev, out=upstream[:, H:2 * H])
+        np.multiply(dc, i, out=upstream[:, 2 * H:3 * H])
+        np.multiply(dh, tanh_c, out=upstream[:, 3 * H:4 * H])
+        np.multiply(dc, f, out=dc)                  # dc <- dL/dc_{t-1} = dc_t * f
+        # local derivatives: sigma' = sigma (1 - sigma) on i, f, o; tanh' = 1 - g^2 on g
+        np.subtract(1, gates, out=local)
+        np.multiply(local, gates, out=local)
+        np.multiply(g, g, out=local[:, 2 * H:3 * H])
+        np.subtract(1, local[:, 2 * H:3 * H], out=local[:, 2 * H:3 * H])
+        np.multiply(local, upstream, out=gates)     # da = local derivative * upstream

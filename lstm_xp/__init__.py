@@ -7,12 +7,12 @@ on NumPy (CPU) or CuPy (GPU) chosen at run time.
 
 from backends import BackendUnavailableError, get_backend
 
-from .arrays import to_numpy
+from .arrays import finite_checks, to_numpy
 from .layers import Linear
 from .losses import CrossEntropyLoss, MSELoss
 from .lstm import LSTM
 from .optim import SGD, Adam, clip_grad_norm
 
 __all__ = ["LSTM", "Linear", "MSELoss", "CrossEntropyLoss", "SGD", "Adam", "clip_grad_norm",
-           "BackendUnavailableError", "get_backend", "to_numpy"]
+           "BackendUnavailableError", "get_backend", "to_numpy", "finite_checks"]
 __version__ = "0.1.0"

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Time lstm-xp against torch.nn.LSTM on the same shapes, in the same process.
+
+    python scripts/bench.py --device cpu            # the table of BENCHMARKS.md
+    python scripts/bench.py --device gpu --dtype float32 --repeats 20
+    python scripts/bench.py --configs seed,T50-B128-H512 --markdown
+
+For each configuration it times, interleaved and repeated (medians reported):
+  train  one training step: forward + backpropagation through time, every gradient
+         (parameters and input), from a fixed dL/dy;
+  infer  the forward pass alone, keeping nothing for backward.
+It prints lstm-xp ms, torch ms and their ratio (lower is better for lstm-xp), the achieved
+GFLOP/s of the training step (24 * T * B * H * (I + H) per layer and direction) and that as
+a fraction of the machine's own GEMM peak measured in this run, and the peak memory of a
+training step against the activation bytes the algorithm must keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+import lstm_xp
+from backends import BackendUnavailableError, get_backend
+from lstm_xp import LSTM
+
+CONFIGS = {
+    "T100-B64-H256": dict(T=100, B=64, I=256, H=256),
+    "T100-B16-H128": dict(T=100, B=16, I=128, H=128),
+    "T200-B32-I64-H512": dict(T=200, B=32, I=64, H=512),
+    "T50-B128-H512": dict(T=50, B=128, I=512, H=512),
+    "seed": dict(T=1000, B=1, I=1, H=50),
+    "T100-B32-H256-L2-bi": dict(T=100, B=32, I=256, H=256, L=2, bi=True),
+}
+
+
+def layer_dims(cfg):
+    """(input size, hidden size) of every layer-direction."""
+    L, D = cfg.get("L", 1), 2 if cfg.get("bi") else 1
+    return [(cfg["I"] if k == 0 else D * cfg["H"], cfg["H"]) for k in range(L) for _ in range(D)]
+
+
+def train_flops(cfg) -> float:
+    return sum(24.0 * cfg["T"] * cfg["B"] * H * (I + H) for I, H in layer_dims(cfg))
+
+
+def activation_bytes(cfg, itemsize) -> int:
+    """What backward needs: per layer-direction the gates (4H), h and c per step, plus inputs."""
+    T, B = cfg["T"], cfg["B"]
+    return sum(T * B * (6 * H + I) * itemsize for I, H in layer_dims(cfg))
+
+
+class Timer:
+    """Wall time on the CPU; device events and synchronisation on the GPU."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __call__(self, fn) -> float:
+        self.backend.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        self.backend.synchronize()
+        return (time.perf_counter() - t0) * 1e3
+
+
+def make_ours(cfg, dtype, device):
+    lstm = LSTM(cfg["I"], cfg["H"], num_layers=cfg.get("L", 1), bidirectional=cfg.get("bi", False),
+                dtype=dtype, device=device, seed=0)
+    backend = lstm.backend
+    rng = np.random.default_rng(0)
+    D = 2 if cfg.get("bi") else 1
+    x = backend.asarray(rng.standard_normal((cfg["T"], cfg["B"], cfg["I"])).astype(dtype))
+    dy = backend.asarray(rng.standard_normal((cfg["T"], cfg["B"], D * cfg["H"])).astype(dtype))
+
+    def train_step():
+        lstm.forward(x)
+        lstm.backward(dy)
+
+    def infer():
+        lstm.forward(x, train=False)
+
+    return lstm, train_step, infer
+
+
+def make_torch(torch, cfg, dtype, device, ours):
+    dev = "cuda" if device == "gpu" else "cpu"
+    tdtype = getattr(torch, dtype)
+    ref = torch.nn.LSTM(cfg["I"], cfg["H"], num_layers=cfg.get("L", 1),
+                        bidirectional=cfg.get("bi", False), dtype=tdtype, device=dev)
+    ref.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    rng = np.random.default_rng(0)
+    D = 2 if cfg.get("bi") else 1
+    x = torch.tensor(rng.standard_normal((cfg["T"], cfg["B"], cfg["I"])), dtype=tdtype,
+                     device=dev, requires_grad=True)
+    dy = torch.tensor(rng.standard_normal((cfg["T"], cfg["B"], D * cfg["H"])), dtype=tdtype,
+                      device=dev)
+
+    def train_step():
+        ref.zero_grad(set_to_none=True)
+        x.grad = None
+        y, _ = ref(x)
+        y.backward(dy)
+
+    def infer():
+        with torch.no_grad():
+            ref(x)
+
+    return train_step, infer
+
+
+def gemm_peak_gflops(backend, dtype) -> float:
+    """Best GFLOP/s of square matrix products on this device, measured now."""
+    xp, timer, best = backend.xp, Timer(backend), 0.0
+    sizes = (1024, 2048, 4096) if backend.name == "gpu" else (512, 1024, 2048)
+    for n in sizes:
+        a = backend.asarray(np.random.default_rng(0).standard_normal((n, n)).astype(dtype))
+        out = backend.empty((n, n), a.dtype)
+        backend.matmul_into(a, a, out)
+        for _ in range(3):
+            ms = timer(lambda: backend.matmul_into(a, a, out))
+            best = max(best, 2.0 * n ** 3 / (ms * 1e-3) / 1e9)
+    return best
+
+
+def peak_step_memory(backend, train_step) -> int:
+    """Peak bytes allocated during one training step (tracemalloc / CuPy memory pool)."""
+    if backend.name == "gpu":
+        pool = backend.xp.get_default_memory_pool()
+        pool.free_all_blocks()
+        train_step()
+        backend.synchronize()
+        return pool.total_bytes()
+    tracemalloc.start()
+    train_step()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def machine_line(backend) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    parts = [f"CPU {cpu} ({os.cpu_count()} logical cores)", f"Python {platform.python_version()}"]
+    parts += [f"{k} {v}" for k, v in backend.describe().items()]
+    return ", ".join(parts)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--configs", default=",".join(CONFIGS),
+                   help=f"comma-separated subset of: {', '.join(CONFIGS)}")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--no-torch", action="store_true", help="time lstm-xp alone")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(CONFIGS))
+    if unknown:
+        p.error(f"unknown configs {unknown}; choose from {list(CONFIGS)}")
+    try:
+        backend = get_backend(args.device)
+    except BackendUnavailableError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            print("error: torch is not installed (pip install torch==2.13.0 for the CPU build), "
+                  "or pass --no-torch", file=sys.stderr)
+            return 2
+        if args.device == "gpu":
+            torch.backends.cudnn.benchmark = True
+    timer = Timer(backend)
+    peak = gemm_peak_gflops(backend, args.dtype)
+    print(f"# lstm-xp {lstm_xp.__version__} vs torch "
+          f"{torch.__version__ if torch else '(not run)'} on {args.device}, {args.dtype}")
+    print(f"# {machine_line(backend)}"
+          + (f", torch threads {torch.get_num_threads()}" if torch and args.device == "cpu" else ""))
+    print(f"# command: python scripts/bench.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+    print(f"# GEMM peak measured now: {peak:.0f} GFLOP/s; medians of {args.repeats} repeats")
+    head = ("config", "train ms", "torch ms", "ratio", "infer ms", "torch ms", "ratio",
+            "GFLOP/s", "% peak", "step MB", "activ. MB")
+    rows = []
+    with lstm_xp.finite_checks(False):
+        for name in names:
+            cfg = CONFIGS[name]
+            ours, o_train, o_infer = make_ours(cfg, args.dtype, args.device)
+            runs = {"o_train": o_train, "o_infer": o_infer}
+            if torch is not None:
+                t_train, t_infer = make_torch(torch, cfg, args.dtype, args.device, ours)
+                runs.update(t_train=t_train, t_infer=t_infer)
+            for fn in runs.values():          # warm-up: workspaces, caches, cuDNN plans
+                fn()
+            times = {k: [] for k in runs}
+            for _ in range(args.repeats):     # interleaved, so drift hits both sides
+                for key, fn in runs.items():
+                    times[key].append(timer(fn))
+            med = {k: statistics.median(v) for k, v in times.items()}
+            gflops = train_flops(cfg) / (med["o_train"] * 1e-3) / 1e9
+            mem = peak_step_memory(backend, o_train)
+            act = activation_bytes(cfg, np.dtype(args.dtype).itemsize)
+            t_tr, t_in = med.get("t_train"), med.get("t_infer")
+            rows.append((name, f"{med['o_train']:.1f}", _fmt(t_tr), _ratio(med["o_train"], t_tr),
+                         f"{med['o_infer']:.1f}", _fmt(t_in), _ratio(med["o_infer"], t_in),
+                         f"{gflops:.0f}", f"{100 * gflops / peak:.0f}%",
+                         f"{mem / 2**20:.1f}", f"{act / 2**20:.1f}"))
+            print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
+    _print_table(head, rows, args.markdown)
+    return 0
+
+
+def _fmt(ms):
+    return "-" if ms is None else f"{ms:.1f}"
+
+
+def _ratio(ours, theirs):
+    return "-" if theirs is None else f"{ours / theirs:.2f}"
+
+
+def _print_table(head, rows, markdown: bool) -> None:
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join("---" for _ in head) + "|")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+        return
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    for r in (head, *rows):
+        print("  ".join(str(x).rjust(w) for x, w in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
