@@ -115,7 +115,9 @@ class CharTask:
     eval_streams = 16
     eval_chunk = 256
 
-    def __init__(self, text: str, source: str, seq_len: int, fractions=(0.8, 0.1, 0.1)):
+    def __init__(self, text: str, source: str, seq_len: int, bptt: int | None = None,
+                 fractions=(0.8, 0.1, 0.1)):
+        self.bptt = bptt
         self.carry = CarriedState()
         self.source = source
         self.vocab = Vocabulary(text)
@@ -133,31 +135,31 @@ class CharTask:
     def from_config(cls, cfg):
         text, source = (read_text(cfg.text, cfg.max_chars) if cfg.text
                         else stdlib_text(cfg.max_chars))
-        return cls(text, source, cfg.seq_len)
+        return cls(text, source, cfg.seq_len, cfg.bptt)
 
     def build_model(self, cfg):
         return CharModel(len(self.vocab), cfg.hidden_size, cfg.num_layers, dtype=cfg.dtype,
                          device=cfg.device, seed=cfg.seed)
 
     def _stream_length(self, cfg) -> int:
-        n = (len(self.ids["train"]) - cfg.bptt) // cfg.batch_size
+        n = (len(self.ids["train"]) - self.bptt) // cfg.batch_size
         if n < 2:
             raise ValueError(f"the training text ({len(self.ids['train'])} characters) is too "
-                             f"short for {cfg.batch_size} streams with bptt={cfg.bptt}")
+                             f"short for {cfg.batch_size} streams with bptt={self.bptt}")
         return n
 
     def steps_per_epoch(self, cfg) -> int:
-        if cfg.bptt:
-            return math.ceil((self._stream_length(cfg) - 1) / cfg.bptt)
+        if self.bptt:
+            return math.ceil((self._stream_length(cfg) - 1) / self.bptt)
         return cfg.batches_per_epoch
 
     def batches(self, rng, cfg):
         train, V = self.ids["train"], len(self.vocab)
         self.carry.reset()
-        if cfg.bptt:
+        if self.bptt:
             # batch_size streams of n characters each, starting at a random offset so that
             # chunk boundaries move from epoch to epoch
-            n, T = self._stream_length(cfg), cfg.bptt
+            n, T = self._stream_length(cfg), self.bptt
             offset = int(rng.integers(0, T))
             rows = train[offset:offset + cfg.batch_size * n].reshape(cfg.batch_size, n)
             for lo in range(0, n - 1, T):
@@ -171,8 +173,11 @@ class CharTask:
             yield one_hot(rows[:, :-1], V, cfg.dtype), rows[:, 1:]
 
     def train_step(self, model, x, target):
-        logits, state = model.forward(x, self.carry.state)
-        self.carry.keep(state)           # used by the next chunk when streaming (bptt)
+        if self.bptt:                    # streaming: start from where the last chunk ended
+            logits, state = model.forward(x, self.carry.state)
+            self.carry.keep(state)
+        else:                            # random windows are unrelated: start from zeros
+            logits, _ = model.forward(x)
         value = self.loss.forward(logits, target)
         model.backward(self.loss.backward())
         return value

@@ -103,3 +103,29 @@ def test_bptt_training_runs_and_resumes_bitwise(tmp_path):
 def test_bptt_is_refused_for_series_tasks():
     with pytest.raises(ValueError, match="bptt must be None for a series task"):
         TrainConfig(task="seed", bptt=10).resolved()
+
+
+@pytest.mark.parametrize("bptt", [None, 8])
+def test_only_streaming_carries_state_between_batches(bptt):
+    """Random windows are unrelated sequences and start from zeros; streamed chunks continue."""
+    from lstm_xp.tasks import CharTask
+    text = "def f(x):\n    return x + 1\n" * 200
+    task = CharTask(text, "test text", seq_len=8, bptt=bptt)
+    cfg = TrainConfig(task="chars", hidden_size=4, batch_size=2, seq_len=8, bptt=bptt,
+                      batches_per_epoch=3).resolved()
+    model = task.build_model(cfg)
+    seen = []
+    real_forward = model.forward
+
+    def spy(x, state=None, **kw):
+        seen.append(state)
+        return real_forward(x, state, **kw)
+
+    model.forward = spy
+    for x, target in task.batches(np.random.default_rng(0), cfg):
+        task.train_step(model, x, target)
+    assert seen[0] is None
+    if bptt is None:
+        assert all(state is None for state in seen)
+    else:
+        assert all(state is not None for state in seen[1:])
