@@ -130,7 +130,8 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
     Args:
         tape: from :func:`direction_forward`.
         w_ih, w_hh: the weights forward used.
-        dy: (T, B, H) dL/d(outputs) of this direction (any strides) or None for zeros.
+        dy: (T, B, H) dL/d(outputs) of this direction (any strides) or None for zeros;
+            zero at padded steps when the tape has ``hold``.
         dh_n, dc_n: (B, H) dL/dh_n and dL/dc_n, or None for zeros.
         grads: dict with arrays "w_ih" (4H, I), "w_hh" (4H, H), "b_ih", "b_hh" (4H,),
             overwritten with this direction's parameter gradients.
@@ -161,10 +162,8 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
         dh[...] = dh_n
     if dc_n is not None:
         dc[...] = dc_n
-    if hold is not None:
+    if hold is not None:        # dy must already be zero at padded steps (LSTM.backward)
         valid = xp.astype(xp.logical_not(hold), dtype)     # (T, B, 1): 1 real step, 0 padding
-        if dy is not None:      # outputs at padded steps are constant zeros: no gradient
-            dy = dy * valid
         dh_held, dc_held = backend.empty((B, H), dtype), backend.empty((B, H), dtype)
     for t in reversed(tape.time_order()):
         if dy is not None:

@@ -58,10 +58,24 @@ def save_checkpoint(path, ckpt: Checkpoint) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_directory(path.parent)        # make the rename itself durable
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:                          # e.g. platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -103,6 +117,9 @@ def load_checkpoint(path) -> Checkpoint:
     if meta.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint format version {meta.get('version')}; "
                               f"this lstm-xp reads version {VERSION}")
+    missing = sorted({"epoch", "config", "rng"} - set(meta))
+    if missing:
+        raise CheckpointError(f"{path} is damaged: its meta entry lacks {missing}")
     return Checkpoint(epoch=int(meta["epoch"]), config=meta["config"], rng=meta["rng"],
                       model=stores["model"], optim=stores["optim"], best=stores["best"],
                       extra=meta.get("extra", {}))

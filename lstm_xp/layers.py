@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .arrays import as_input, positive_int
+from .arrays import as_input, check_finite, flag, positive_int
 from .module import Module
 
 
@@ -33,7 +33,7 @@ class Linear(Module):
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.in_features)
         host = {"weight": rng.uniform(-bound, bound, (self.out_features, self.in_features))}
-        if bias:
+        if flag("bias", bias):
             host["bias"] = rng.uniform(-bound, bound, self.out_features)
         self._init_params(host)
         self._x = None
@@ -52,6 +52,7 @@ class Linear(Module):
         if len(x.shape) == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have {self.in_features} features (in_features) in its "
                              f"last axis, got shape {tuple(x.shape)}")
+        check_finite(self.backend, {"x": x})
         x2 = xp.reshape(x, (-1, self.in_features))
         y = xp.matmul(x2, self.params["weight"].T)
         if "bias" in self.params:
@@ -73,6 +74,7 @@ class Linear(Module):
         if tuple(dy.shape) != want:
             raise ValueError(f"dy must have the shape of the last output {want}, "
                              f"got {tuple(dy.shape)}")
+        check_finite(self.backend, {"dy": dy})
         dy2 = xp.reshape(dy, (-1, self.out_features))
         self.backend.matmul_into(dy2.T, self._x, out=self.grads["weight"])
         if "bias" in self.params:

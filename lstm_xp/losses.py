@@ -16,6 +16,22 @@ from backends import backend_of
 from .arrays import array_library, as_input, check_finite, check_shape
 
 
+def _predictions(name: str, a, min_ndim: int):
+    """The backend of a floating, non-empty prediction array, or a clear error."""
+    try:
+        backend = backend_of(a)
+    except TypeError:
+        raise TypeError(f"{name} must be an array (the model's output), "
+                        f"got {type(a).__module__}.{type(a).__name__}") from None
+    kind = backend.dtype_name(a.dtype)
+    if not kind.startswith("float"):
+        raise TypeError(f"{name} must be floating point, got dtype {kind}")
+    if len(a.shape) < min_ndim or 0 in tuple(a.shape):
+        raise ValueError(f"{name} must be a non-empty array with at least {min_ndim} "
+                         f"dimension(s), got shape {tuple(a.shape)}")
+    return backend
+
+
 class MSELoss:
     """Mean squared error over every element.
 
@@ -28,7 +44,7 @@ class MSELoss:
         self._diff = None
 
     def forward(self, pred, target):
-        backend = backend_of(pred)
+        backend = _predictions("pred", pred, 0)
         target = as_input(backend, target, "target", pred.dtype, owner="pred")
         check_shape("target", target, tuple(pred.shape), "(the shape of pred)")
         check_finite(backend, {"target": target})
@@ -63,7 +79,7 @@ class CrossEntropyLoss:
         self._saved = None
 
     def forward(self, logits, target):
-        backend = backend_of(logits)
+        backend = _predictions("logits", logits, 1)
         xp = backend.xp
         C = logits.shape[-1]
         target = self._class_indices(backend, target, tuple(logits.shape[:-1]), C)

@@ -114,6 +114,7 @@ class LSTM(Module):
                                            self.num_directions, rng, forget_bias, recurrent_init))
         self._tapes = None
         self._layout = None
+        self._hold = None
 
     def __repr__(self) -> str:
         return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
@@ -227,11 +228,13 @@ class LSTM(Module):
         h0 = self._state_in("state[0] (h0)", h0, B, unbatched)
         c0 = self._state_in("state[1] (c0)", c0, B, unbatched)
         hold, valid = self._lengths_in(lengths, T, B, unbatched)
-        check_finite(backend, {"x": x, "state[0] (h0)": h0, "state[1] (c0)": c0})
         # a private, C-contiguous, time-major copy: later changes to the caller's x cannot
         # corrupt the gradients, and every GEMM sees a plain (T*B, I) matrix
         layer_input = backend.empty((T, B, self.input_size), self.dtype)
         layer_input[...] = x_view
+        if hold is not None:        # padding is ignored, whatever it holds (NaN included)
+            layer_input[...] = xp.where(hold, 0.0, layer_input)
+        check_finite(backend, {"x": layer_input, "state[0] (h0)": h0, "state[1] (c0)": c0})
         H, D = self.hidden_size, self.num_directions
         h_n = backend.empty((self.num_layers * D, B, H), self.dtype)
         c_n = backend.empty((self.num_layers * D, B, H), self.dtype)
@@ -258,6 +261,7 @@ class LSTM(Module):
             layer_input = y
         self._tapes = tapes if train else None
         self._layout = unbatched
+        self._hold = hold
         return (self._user_layout(layer_input, unbatched),
                 (self._state_out(h_n, unbatched), self._state_out(c_n, unbatched)))
 
@@ -292,6 +296,8 @@ class LSTM(Module):
             dy = self._time_major(dy, unbatched)
             check_shape("dy", dy, (T, B, D * H), "(steps, batch, num_directions * hidden_size) "
                         "in time-major order")
+            if self._hold is not None:     # outputs at padded steps are constant zeros
+                dy = backend.xp.where(self._hold, 0.0, dy)
         dh_n, dc_n = self._pair("dstate", "(dh_n, dc_n)", dstate)
         dh_n = self._state_in("dstate[0] (dh_n)", dh_n, B, unbatched)
         dc_n = self._state_in("dstate[1] (dc_n)", dc_n, B, unbatched)

@@ -79,13 +79,21 @@ class Optimizer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned (layers must match in order and shapes)."""
-        self.steps = int(state["steps"])
-        self.state = {}
+        if "steps" not in state:
+            raise ValueError("optimizer state lacks 'steps'")
+        known = {f"{i}.{name}": (layer, p) for i, layer in enumerate(self.layers)
+                 for name, p in layer.params.items()}
+        restored = {}
         for key, value in state.items():
             if key == "steps":
                 continue
-            layer = self.layers[int(key.split(".", 1)[0])]
-            self.state[key] = layer.backend.asarray(value, dtype=layer.dtype, copy=True)
+            owner = known.get(key.rsplit(".", 1)[0])
+            if owner is None or tuple(np.shape(value)) != tuple(owner[1].shape):
+                raise ValueError(f"optimizer state entry {key!r} does not match these layers")
+            layer = owner[0]
+            restored[key] = layer.backend.asarray(value, dtype=layer.dtype, copy=True)
+        self.steps = int(state["steps"])
+        self.state = restored
 
 
 class SGD(Optimizer):

@@ -14,6 +14,8 @@ so a stream of any length trains in the memory of one chunk.
 
 from __future__ import annotations
 
+import numpy as np
+
 from backends import backend_of
 
 
@@ -28,6 +30,9 @@ class CarriedState:
 
     def keep(self, state) -> None:
         """Remember ``state = (h_n, c_n)`` (copied: later changes to them do not leak in)."""
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(f"state must be the pair (h_n, c_n) that forward returned, "
+                            f"got {type(state).__name__}")
         h, c = state
         backend = backend_of(h)
         self.state = (backend.asarray(h, copy=True), backend.asarray(c, copy=True))
@@ -38,9 +43,14 @@ class CarriedState:
             self.state = None
             return
         h, c = self.state
-        B = h.shape[-2]
+        if len(h.shape) != 3:
+            raise ValueError("reset(streams) needs a batched state (L*D, B, H); this one is "
+                             "unbatched: call reset() to start over")
+        B = h.shape[1]
+        if isinstance(streams, (int, np.integer)):
+            streams = [streams]
         for b in streams:
-            if not 0 <= int(b) < B:
-                raise ValueError(f"streams holds {b}, outside the batch of {B} streams")
-            h[..., int(b), :] = 0.0
-            c[..., int(b), :] = 0.0
+            if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 0 <= b < B:
+                raise ValueError(f"streams must hold batch indices in [0, {B}), got {b!r}")
+            h[:, int(b), :] = 0.0
+            c[:, int(b), :] = 0.0

@@ -14,6 +14,7 @@ Two kinds, one protocol (used by ``lstm_xp.train``):
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -119,6 +120,7 @@ class CharTask:
                  fractions=(0.8, 0.1, 0.1)):
         self.bptt = bptt
         self.carry = CarriedState()
+        self.text_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
         self.source = source
         self.vocab = Vocabulary(text)
         ids = self.vocab.encode(text)
@@ -211,8 +213,11 @@ class CharTask:
         """``prime`` followed by ``length`` characters drawn from the model."""
         if not prime:
             raise ValueError("prime must hold at least one character")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
+                and temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError(f"length must be an integer >= 0, got {length!r}")
         V, dtype = len(self.vocab), model.lstm.dtype_name
         ids = list(self.vocab.encode(prime))
         logits, state = model.forward(one_hot(np.array([ids]), V, dtype), train=False)
@@ -226,7 +231,8 @@ class CharTask:
 
     def describe(self) -> dict:
         return {"source": self.source, "characters": sum(len(v) for v in self.ids.values()),
-                "vocabulary": len(self.vocab), "seq_len": self.seq_len,
+                "vocabulary": len(self.vocab), "chars": "".join(self.vocab.chars),
+                "text_sha256": self.text_sha256, "seq_len": self.seq_len, "bptt": self.bptt,
                 **{f"{k}_characters": len(v) for k, v in self.ids.items()}}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import platform
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -23,7 +24,8 @@ import numpy as np
 
 from backends import get_backend
 
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .arrays import finite_checks, positive_int
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .optim import SGD, Adam, global_grad_norm
 from .tasks import SERIES_TASKS, TASKS, build_task
 
@@ -76,24 +78,31 @@ class TrainConfig:
         filled = {k: v for k, v in TASK_DEFAULTS[self.task].items() if getattr(self, k) is None}
         cfg = replace(self, **filled)
         for name in ("epochs", "batch_size", "hidden_size", "num_layers", "max_chars"):
-            _require(isinstance(getattr(cfg, name), int) and getattr(cfg, name) >= 1,
-                     name, "a positive integer", getattr(cfg, name))
-        _require(isinstance(cfg.lr, (int, float)) and cfg.lr > 0, "lr", "a number > 0", cfg.lr)
+            setattr(cfg, name, positive_int(name, getattr(cfg, name)))
+        _require(_is_real(cfg.lr) and cfg.lr > 0, "lr", "a number > 0", cfg.lr)
+        _require(_is_real(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum",
+                 "a number in [0, 1)", cfg.momentum)
+        _require(_is_real(cfg.lr_decay) and cfg.lr_decay >= 0, "lr_decay", "a number >= 0",
+                 cfg.lr_decay)
+        _require(cfg.clip is None or (_is_real(cfg.clip) and cfg.clip >= 0), "clip",
+                 "a number >= 0 or None", cfg.clip)
+        _require(isinstance(cfg.seed, (int, np.integer)) and not isinstance(cfg.seed, bool)
+                 and cfg.seed >= 0, "seed", "an integer >= 0", cfg.seed)
+        _require(cfg.device in ("cpu", "gpu", "auto"), "device", "'cpu', 'gpu' or 'auto'",
+                 cfg.device)
+        _require(cfg.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'", cfg.dtype)
         _require(cfg.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}", cfg.optimizer)
         _require(cfg.on_nonfinite in ON_NONFINITE, "on_nonfinite", f"one of {ON_NONFINITE}",
                  cfg.on_nonfinite)
-        _require(cfg.clip is None or cfg.clip >= 0, "clip", "a number >= 0 or None", cfg.clip)
         if cfg.task in SERIES_TASKS:
-            _require(isinstance(cfg.window, int) and cfg.window >= 1, "window",
-                     "a positive integer", cfg.window)
+            cfg.window = positive_int("window", cfg.window)
             _require(cfg.bptt is None, "bptt", "None for a series task (it applies to chars)",
                      cfg.bptt)
         else:
             for name in ("seq_len", "batches_per_epoch"):
-                _require(isinstance(getattr(cfg, name), int) and getattr(cfg, name) >= 1,
-                         name, "a positive integer", getattr(cfg, name))
-            _require(cfg.bptt is None or (isinstance(cfg.bptt, int) and cfg.bptt >= 1), "bptt",
-                     "a positive integer or None", cfg.bptt)
+                setattr(cfg, name, positive_int(name, getattr(cfg, name)))
+            if cfg.bptt is not None:
+                cfg.bptt = positive_int("bptt", cfg.bptt)
         return cfg
 
     @classmethod
@@ -103,6 +112,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config fields {unknown}")
         return cls(**d)
+
+
+def _is_real(value) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def _require(ok: bool, name: str, expected: str, got) -> None:
@@ -150,11 +164,22 @@ def load_run(run_dir, *, device: str | None = None, which: str = "best"):
     cfg = TrainConfig.from_dict(ckpt.config)
     cfg = replace(cfg, device=device or cfg.device).resolved()
     task = build_task(cfg)
+    _check_same_data(ckpt, task, run_dir)
     model = task.build_model(cfg)
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
     model.load_state_dict(ckpt.best if which == "best" and ckpt.best else ckpt.model)
     return cfg, task, model
+
+
+def _check_same_data(ckpt, task, run_dir) -> None:
+    """Refuse to continue or load a run whose data has changed (vocabulary, text, series)."""
+    saved, now = ckpt.extra.get("data"), task.describe()
+    changed = sorted(k for k in set(saved or {}) | set(now)
+                     if k != "source" and saved is not None and saved.get(k) != now.get(k))
+    if changed:
+        raise ValueError(f"the data of the run in {run_dir} has changed since it was trained "
+                         f"(differs in: {', '.join(changed)}); its parameters would not fit it")
 
 
 def _run(cfg: TrainConfig, run_dir: Path, ckpt, progress: bool, echo) -> RunResult:
@@ -167,11 +192,16 @@ def _run(cfg: TrainConfig, run_dir: Path, ckpt, progress: bool, echo) -> RunResu
     rng = np.random.default_rng([cfg.seed, 1])       # batch order; the model init uses cfg.seed
     history, best_val, best, seconds = [], math.inf, None, 0.0
     if ckpt is not None:
+        _check_same_data(ckpt, task, run_dir)
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optim)
         rng.bit_generator.state = ckpt.rng
-        history = ckpt.extra["history"]
-        best_val, seconds = ckpt.extra["best_val"], ckpt.extra["wall_seconds"]
+        try:
+            history = ckpt.extra["history"]
+            best_val, seconds = ckpt.extra["best_val"], ckpt.extra["wall_seconds"]
+        except KeyError as err:
+            raise CheckpointError(f"{run_dir / 'checkpoint.npz'} lacks the training history "
+                                  f"({err}); it was not written by lstm_xp.train") from None
         best = ckpt.best or None
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
@@ -196,7 +226,8 @@ def _run(cfg: TrainConfig, run_dir: Path, ckpt, progress: bool, echo) -> RunResu
         save_checkpoint(run_dir / "checkpoint.npz", Checkpoint(
             epoch=epoch + 1, config=asdict(cfg), rng=rng.bit_generator.state,
             model=model.state_dict(), optim=optimizer.state_dict(), best=best or {},
-            extra={"history": history, "best_val": best_val, "wall_seconds": seconds}))
+            extra={"history": history, "best_val": best_val, "wall_seconds": seconds,
+                   "data": task.describe()}))
         note = f", {skipped} non-finite steps skipped" if skipped else ""
         echo(f"epoch {epoch + 1:3d}/{cfg.epochs}  train loss {train_loss:.5g}  "
              f"val {metric} {val:.5g}{' *' if best_val == val else ''}  ({seconds:.1f} s){note}")
@@ -210,18 +241,24 @@ def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir)
                    unit="batch", leave=False, dynamic_ncols=True)
     total, count, skipped = 0.0, 0, 0
     for step, (x, target) in enumerate(task.batches(rng, cfg), 1):
-        value = float(task.train_step(model, x, target))
+        # the step's own arrays (gradients, carried state) are checked here, as one verdict
+        # on the loss and the gradient norm, not by the input checks of each layer call
+        with finite_checks(False):
+            value = float(task.train_step(model, x, target))
         norm = float(global_grad_norm(layers))
         if not (math.isfinite(value) and math.isfinite(norm)):
             if cfg.on_nonfinite == "stop":
                 if bar is not None:
                     bar.close()
+                kept = (f"the last good checkpoint ({run_dir / 'checkpoint.npz'}, after epoch "
+                         f"{epoch}) is unchanged" if epoch else "no checkpoint was written yet")
                 raise TrainingDiverged(
                     f"epoch {epoch + 1}, step {step}: the loss is {value} and the gradient norm "
-                    f"{norm}; training stopped. The last good checkpoint "
-                    f"({run_dir / 'checkpoint.npz'}) is unchanged. Lower --lr, set --clip, or "
-                    f"pass --on-nonfinite skip to skip such steps.")
+                    f"{norm}; training stopped and {kept}. Lower --lr, set --clip, or pass "
+                    f"--on-nonfinite skip to skip such steps.")
             skipped += 1
+            if hasattr(task, "carry"):      # a poisoned carried state would spread
+                task.carry.reset()
         else:
             if cfg.clip and norm > cfg.clip:
                 for layer in layers:

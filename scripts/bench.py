@@ -52,22 +52,34 @@ def train_flops(cfg) -> float:
 
 
 def activation_bytes(cfg, itemsize) -> int:
-    """What backward needs: per layer-direction the gates (4H), h and c per step, plus inputs."""
-    T, B = cfg["T"], cfg["B"]
-    return sum(T * B * (6 * H + I) * itemsize for I, H in layer_dims(cfg))
+    """What backward needs: per layer-direction the gates (4H), h and c per step, plus each
+    layer's input once (both directions of a layer read the same one)."""
+    T, B, D = cfg["T"], cfg["B"], 2 if cfg.get("bi") else 1
+    dims = layer_dims(cfg)
+    states = sum(T * B * 6 * H for _, H in dims)
+    inputs = sum(T * B * I for I, _ in dims[::D])
+    return (states + inputs) * itemsize
 
 
 class Timer:
-    """Wall time on the CPU; device events and synchronisation on the GPU."""
+    """Host wall time of ``fn``, with the device synchronised before and after it (every
+    queued kernel of lstm-xp and of torch is inside the interval)."""
 
-    def __init__(self, backend):
+    def __init__(self, backend, torch=None):
         self.backend = backend
+        self.torch_cuda = torch is not None and backend.name == "gpu"
+        self.torch = torch
+
+    def _sync(self):
+        self.backend.synchronize()
+        if self.torch_cuda:
+            self.torch.cuda.synchronize()
 
     def __call__(self, fn) -> float:
-        self.backend.synchronize()
+        self._sync()
         t0 = time.perf_counter()
         fn()
-        self.backend.synchronize()
+        self._sync()
         return (time.perf_counter() - t0) * 1e3
 
 
@@ -131,13 +143,19 @@ def gemm_peak_gflops(backend, dtype) -> float:
 
 
 def peak_step_memory(backend, train_step) -> int:
-    """Peak bytes allocated during one training step (tracemalloc / CuPy memory pool)."""
+    """Bytes allocated during one training step beyond what was already held.
+
+    CPU: tracemalloc's peak. GPU: the growth of CuPy's memory pool over the step, after
+    returning its cached free blocks (the pool keeps every block the step needed at once).
+    """
     if backend.name == "gpu":
         pool = backend.xp.get_default_memory_pool()
+        backend.synchronize()
         pool.free_all_blocks()
+        held = pool.total_bytes()
         train_step()
         backend.synchronize()
-        return pool.total_bytes()
+        return pool.total_bytes() - held
     tracemalloc.start()
     train_step()
     peak = tracemalloc.get_traced_memory()[1]
@@ -185,13 +203,28 @@ def main(argv=None) -> int:
                   "or pass --no-torch", file=sys.stderr)
             return 2
         if args.device == "gpu":
+            if not torch.cuda.is_available():
+                print("error: this torch build has no CUDA; install a CUDA build of torch to "
+                      "compare on the GPU, or pass --no-torch", file=sys.stderr)
+                return 2
+            # lstm-xp computes in full FP32 (cuBLAS default math): make cuDNN/cuBLAS do the same
             torch.backends.cudnn.benchmark = True
-    timer = Timer(backend)
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        else:
+            # OpenBLAS uses every logical core unless told otherwise: give torch the same
+            torch.set_num_threads(_blas_threads())
+    timer = Timer(backend, torch)
     peak = gemm_peak_gflops(backend, args.dtype)
     print(f"# lstm-xp {lstm_xp.__version__} vs torch "
           f"{torch.__version__ if torch else '(not run)'} on {args.device}, {args.dtype}")
-    print(f"# {machine_line(backend)}"
-          + (f", torch threads {torch.get_num_threads()}" if torch and args.device == "cpu" else ""))
+    extra = ""
+    if torch is not None and args.device == "cpu":
+        extra = f", threads: OpenBLAS {_blas_threads()}, torch {torch.get_num_threads()}"
+    elif torch is not None:
+        extra = (f", torch TF32: cudnn {torch.backends.cudnn.allow_tf32}, "
+                 f"matmul {torch.backends.cuda.matmul.allow_tf32}")
+    print(f"# {machine_line(backend)}{extra}")
     print(f"# command: python scripts/bench.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"# GEMM peak measured now: {peak:.0f} GFLOP/s; medians of {args.repeats} repeats")
     head = ("config", "train ms", "torch ms", "ratio", "infer ms", "torch ms", "ratio",
@@ -223,6 +256,14 @@ def main(argv=None) -> int:
             print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
     _print_table(head, rows, args.markdown)
     return 0
+
+
+def _blas_threads() -> int:
+    """Threads NumPy's OpenBLAS uses: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else all cores."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return os.cpu_count() or 1
 
 
 def _fmt(ms):

@@ -114,3 +114,28 @@ def test_non_finite_step_can_be_skipped(tmp_path, monkeypatch):
     result = train(cfg, tmp_path / "r", progress=False, echo=lambda *_: None)
     assert [h["skipped_steps"] for h in result.history] == [1, 0]
     assert all(np.all(np.isfinite(v)) for v in result.model.state_dict().values())
+
+
+def test_a_diverging_run_is_stopped_by_the_loop_not_by_input_checks(tmp_path):
+    """Huge steps make the model's own arrays non-finite: that is TrainingDiverged, naming
+    the step, not a ValueError about a layer's input."""
+    cfg = TrainConfig(task="seed", optimizer="sgd", lr=1e37, clip=None, momentum=0.0,
+                      epochs=2, hidden_size=8)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+: the loss is .* no checkpoint was written yet"):
+        with np.errstate(over="ignore", invalid="ignore"):     # the divergence itself
+            train(cfg, tmp_path / "r", progress=False, echo=lambda *_: None)
+
+
+def test_a_run_refuses_data_that_changed_under_it(tmp_path):
+    from lstm_xp.train import load_run, resume
+    text = tmp_path / "t.txt"
+    text.write_text("abcabd xyz\n" * 400)
+    cfg = TrainConfig(task="chars", text=str(text), epochs=1, hidden_size=4, seq_len=8,
+                      batches_per_epoch=2)
+    train(cfg, tmp_path / "r", progress=False, echo=lambda *_: None)
+    load_run(tmp_path / "r")                                   # unchanged: loads
+    text.write_text("zbczbd xyz\n" * 400)                      # same length, other letters
+    with pytest.raises(ValueError, match=r"has changed since it was trained \(differs in: chars, text_sha256"):
+        load_run(tmp_path / "r")
+    with pytest.raises(ValueError, match="has changed since it was trained"):
+        resume(tmp_path / "r", epochs=2, progress=False, echo=lambda *_: None)

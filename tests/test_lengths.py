@@ -139,3 +139,26 @@ def test_lengths_on_the_strict_device(strict, rng):
         results.append([to_np(a) for a in (y, h, c, dx)] + [to_np(g) for g in lstm.grads.values()])
     for want, got in zip(*results):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+
+
+def test_padding_may_hold_anything_even_nan(rng):
+    """As with PyTorch's packed sequences, values in the padding are never read."""
+    lstm = LSTM(2, 3, bidirectional=True, dtype="float64", seed=0)
+    lengths = np.array([4, 2])
+    x = rng.standard_normal((4, 2, 2))
+    dy = rng.standard_normal((4, 2, 6))
+    y, _ = lstm.forward(x, lengths=lengths)
+    dx, _ = lstm.backward(dy)
+    grads = {k: v.copy() for k, v in lstm.grads.items()}
+    x_nan, dy_nan = x.copy(), dy.copy()
+    x_nan[2:, 1] = np.nan
+    dy_nan[2:, 1] = np.inf
+    y2, _ = lstm.forward(x_nan, lengths=lengths)
+    dx2, _ = lstm.backward(dy_nan)
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_array_equal(dx2, dx)
+    for name in grads:
+        np.testing.assert_array_equal(lstm.grads[name], grads[name])
+    with pytest.raises(ValueError, match="x contains NaN or Inf"):
+        x_nan[1, 1] = np.nan                     # inside sequence 1 (length 2): rejected
+        lstm.forward(x_nan, lengths=lengths)

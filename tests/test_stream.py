@@ -55,8 +55,12 @@ def test_reset_zeroes_only_the_named_streams(rng):
     carry.reset([1])
     assert not np.any(carry.state[0][:, 1]) and not np.any(carry.state[1][:, 1])
     np.testing.assert_array_equal(carry.state[0][:, [0, 2]], before[:, [0, 2]])
-    with pytest.raises(ValueError, match="outside the batch of 3 streams"):
+    with pytest.raises(ValueError, match=r"batch indices in \[0, 3\), got 3"):
         carry.reset([3])
+    with pytest.raises(ValueError, match=r"got 1.7"):
+        carry.reset([1.7])
+    carry.reset(2)
+    assert not np.any(carry.state[0][:, 2])
     carry.reset()
     assert carry.state is None
 
