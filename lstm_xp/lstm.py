@@ -105,7 +105,8 @@ class LSTM(Module):
         self.batch_first = flag("batch_first", batch_first)
         if recurrent_init not in RECURRENT_INITS:
             raise ValueError(f"recurrent_init must be one of {RECURRENT_INITS}, got {recurrent_init!r}")
-        if forget_bias is not None and not math.isfinite(forget_bias):
+        if forget_bias is not None and not (isinstance(forget_bias, (int, float, np.floating))
+                                            and math.isfinite(forget_bias)):
             raise ValueError(f"forget_bias must be a finite number or None, got {forget_bias!r}")
         super().__init__(device, dtype)
         self.num_directions = 2 if self.bidirectional else 1
