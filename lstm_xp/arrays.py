@@ -50,7 +50,7 @@ def to_numpy(a) -> np.ndarray:
     """Any NumPy or CuPy array (or Python number/list) as a NumPy array on the host."""
     if isinstance(a, np.ndarray):
         return a
-    if type(a).__module__.split(".")[0] == "cupy":
+    if array_library(a) == "cupy":
         return a.get()
     return np.asarray(a)
 

@@ -115,7 +115,6 @@ class LSTM(Module):
                                            self.num_directions, rng, forget_bias, recurrent_init))
         self._tapes = None
         self._layout = None
-        self._hold = None
 
     def __repr__(self) -> str:
         return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
@@ -262,7 +261,6 @@ class LSTM(Module):
             layer_input = y
         self._tapes = tapes if train else None
         self._layout = unbatched
-        self._hold = hold
         return (self._user_layout(layer_input, unbatched),
                 (self._state_out(h_n, unbatched), self._state_out(c_n, unbatched)))
 
@@ -297,8 +295,9 @@ class LSTM(Module):
             dy = self._time_major(dy, unbatched)
             check_shape("dy", dy, (T, B, D * H), "(steps, batch, num_directions * hidden_size) "
                         "in time-major order")
-            if self._hold is not None:     # outputs at padded steps are constant zeros
-                dy = backend.xp.where(self._hold, 0.0, dy)
+            hold = tapes[0][0].hold
+            if hold is not None:           # outputs at padded steps are constant zeros
+                dy = backend.xp.where(hold, 0.0, dy)
         dh_n, dc_n = self._pair("dstate", "(dh_n, dc_n)", dstate)
         dh_n = self._state_in("dstate[0] (dh_n)", dh_n, B, unbatched)
         dc_n = self._state_in("dstate[1] (dc_n)", dc_n, B, unbatched)

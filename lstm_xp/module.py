@@ -99,10 +99,6 @@ class Module:
                         + (" (use tensor.detach().numpy())" if array_library(value) == "torch"
                            else ""))
 
-    def zero_grads(self) -> None:
-        for g in self.grads.values():
-            g[...] = 0
-
     def to(self, device):
         """Move parameters and gradients to ``device`` (a name or Backend); returns self."""
         target = get_backend(device)

@@ -176,8 +176,12 @@ def clip_grad_norm(layers, max_norm: float):
     norm = global_grad_norm(layers)
     if norm is None:
         return None
-    scale = max_norm / layers[0].backend.xp.maximum(norm, max_norm)
-    for layer in layers:
-        for g in layer.grads.values():
-            g *= scale
+    scale_grads(layers, max_norm / layers[0].backend.xp.maximum(norm, max_norm))
     return norm
+
+
+def scale_grads(layers, factor) -> None:
+    """g <- g * factor for every gradient (factor: a number or a 0-d device array)."""
+    for layer in _layers(layers):
+        for g in layer.grads.values():
+            g *= factor

@@ -26,7 +26,7 @@ from backends import get_backend
 
 from .arrays import finite_checks, positive_int
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .optim import SGD, Adam, global_grad_norm
+from .optim import SGD, Adam, global_grad_norm, scale_grads
 from .tasks import SERIES_TASKS, TASKS, build_task
 
 # Defaults per task, chosen on the validation split (never on test): see README "Results".
@@ -260,10 +260,8 @@ def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir)
             if hasattr(task, "carry"):      # a poisoned carried state would spread
                 task.carry.reset()
         else:
-            if cfg.clip and norm > cfg.clip:
-                for layer in layers:
-                    for g in layer.grads.values():
-                        g *= cfg.clip / norm
+            if cfg.clip and norm > cfg.clip:     # clip_grad_norm, with the norm already known
+                scale_grads(layers, cfg.clip / norm)
             optimizer.step()
             total += value
             count += 1

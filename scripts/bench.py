@@ -130,7 +130,7 @@ def make_torch(torch, cfg, dtype, device, ours):
 
 def gemm_peak_gflops(backend, dtype) -> float:
     """Best GFLOP/s of square matrix products on this device, measured now."""
-    xp, timer, best = backend.xp, Timer(backend), 0.0
+    timer, best = Timer(backend), 0.0
     sizes = (1024, 2048, 4096) if backend.name == "gpu" else (512, 1024, 2048)
     for n in sizes:
         a = backend.asarray(np.random.default_rng(0).standard_normal((n, n)).astype(dtype))

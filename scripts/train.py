@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lstm_xp.checkpoint import CheckpointError
 from lstm_xp.tasks import TASKS
-from lstm_xp.train import TASK_DEFAULTS, TrainConfig, TrainingDiverged, resume, train
+from lstm_xp.train import TrainConfig, TrainingDiverged, resume, train
 
 from backends import BackendUnavailableError
 
