@@ -134,33 +134,65 @@ class Backend:
         gates[:, 2 * H:3 * H] = g
         gates[:, 3 * H:4 * H] = o
 
-    def lstm_cell_backward(self, gates, c_prev, c, dh, dc) -> None:
-        """Gradients of one LSTM step, the reverse of :meth:`lstm_cell_forward`.
+    # Backward of a step splits in two. Its local derivatives depend on forward values
+    # only, so they are computed for a block of steps at once, off the sequential path:
+    #     alpha = o (1 - tanh(c)^2)                         (dh -> dc_t)
+    #     k_i = g i (1 - i)      k_f = c_prev f (1 - f)      (dc_t -> da_i, da_f)
+    #     k_g = i (1 - g^2)      k_o = tanh(c) o (1 - o)     (dc_t -> da_g, dh -> da_o)
+    # and f (dc_t -> dc_prev). What must run step by step is then five products.
+    backward_block_bytes = 1 << 18
 
-        Shapes: gates (B, 4H); c_prev, c, dh, dc (B, H). ``dh`` is dL/dh_t (all paths);
-        ``dc`` is dL/dc_t through c_{t+1} on entry and dL/dc_{t-1} on return.
+    def backward_block_steps(self, T: int, B: int, H: int, itemsize: int) -> int:
+        """How many steps :meth:`lstm_backward_factors` covers per call: enough for about
+        ``backward_block_bytes`` of gate rows (cache-sized on the CPU), between 1 and T."""
+        return max(1, min(T, self.backward_block_bytes // (B * 4 * H * itemsize)))
 
-            dc_t = dc + dh * o * (1 - tanh(c)^2)
-            da_i = dc_t * g * i (1 - i)           da_f = dc_t * c_prev * f (1 - f)
-            da_g = dc_t * i * (1 - g^2)           da_o = dh * tanh(c) * o (1 - o)
-            dc_prev = dc_t * f
+    def lstm_backward_factors(self, gates, c_prev, c, alpha, f_keep) -> None:
+        """The local derivatives of a block of S steps, which backward multiplies by.
 
-        In place: ``gates`` holds the activations [i f g o] on entry and the pre-activation
-        gradients [da_i da_f da_g da_o] on return.
+        Shapes: gates (S, B, 4H); c_prev, c, alpha, f_keep (S, B, H) (any leading dims).
+
+            alpha = o * (1 - tanh(c)^2)          f_keep = f
+            k_i = g * i * (1 - i)                k_f = c_prev * f * (1 - f)
+            k_g = i * (1 - g^2)                  k_o = tanh(c) * o * (1 - o)
+
+        In place: ``gates`` holds the activations [i f g o] on entry and the factors
+        [k_i k_f k_g k_o] on return; ``alpha`` and ``f_keep`` are written.
         """
         xp = self.xp
-        H = c_prev.shape[-1]
-        i, f = gates[:, 0:H], gates[:, H:2 * H]
-        g, o = gates[:, 2 * H:3 * H], gates[:, 3 * H:4 * H]
+        H = c.shape[-1]
+        i, f = gates[..., 0:H], gates[..., H:2 * H]
+        g, o = gates[..., 2 * H:3 * H], gates[..., 3 * H:4 * H]
         tanh_c = xp.tanh(c)
-        dc_t = dc + dh * o * (1.0 - tanh_c * tanh_c)
-        da_i = dc_t * g * i * (1.0 - i)
-        da_f = dc_t * c_prev * f * (1.0 - f)
-        da_g = dc_t * i * (1.0 - g * g)
-        da_o = dh * tanh_c * o * (1.0 - o)
-        dc[...] = dc_t * f
-        gates[:, 0:H] = da_i
-        gates[:, H:2 * H] = da_f
-        gates[:, 2 * H:3 * H] = da_g
-        gates[:, 3 * H:4 * H] = da_o
+        alpha[...] = o * (1.0 - tanh_c * tanh_c)
+        f_keep[...] = f
+        k_i = g * i * (1.0 - i)
+        k_f = c_prev * f * (1.0 - f)
+        k_g = i * (1.0 - g * g)
+        k_o = tanh_c * o * (1.0 - o)
+        gates[..., 0:H] = k_i
+        gates[..., H:2 * H] = k_f
+        gates[..., 2 * H:3 * H] = k_g
+        gates[..., 3 * H:4 * H] = k_o
 
+    def lstm_cell_backward(self, factors, alpha, f, dh, dc) -> None:
+        """Gradients of one LSTM step, the reverse of :meth:`lstm_cell_forward`.
+
+        Shapes: factors (B, 4H) from :meth:`lstm_backward_factors`; alpha, f, dh, dc (B, H).
+        ``dh`` is dL/dh_t (all paths); ``dc`` is dL/dc_t through c_{t+1} on entry and
+        dL/dc_{t-1} on return.
+
+            dc_t = dc + dh * alpha                      [= dc + dh * o * (1 - tanh(c)^2)]
+            da_i = dc_t * k_i    da_f = dc_t * k_f    da_g = dc_t * k_g    da_o = dh * k_o
+            dc_prev = dc_t * f
+
+        In place: ``factors`` holds [k_i k_f k_g k_o] on entry and the pre-activation
+        gradients [da_i da_f da_g da_o] on return.
+        """
+        H = dc.shape[-1]
+        dc_t = dc + dh * alpha
+        factors[:, 0:H] = factors[:, 0:H] * dc_t
+        factors[:, H:2 * H] = factors[:, H:2 * H] * dc_t
+        factors[:, 2 * H:3 * H] = factors[:, 2 * H:3 * H] * dc_t
+        factors[:, 3 * H:4 * H] = factors[:, 3 * H:4 * H] * dh
+        dc[...] = dc_t * f

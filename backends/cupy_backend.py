@@ -23,14 +23,20 @@ _THREADS_PER_BLOCK = 256
 class CupyBackend(Backend):
     """GPU backend, ``xp = cupy``, on CuPy's current device.
 
+    The backward's local derivatives are computed for up to 64 MiB of gate rows per
+    launch (usually the whole sequence): one launch per block, not per step.
+
     Construction compiles the cell kernels (NVRTC) and runs one cuBLAS GEMM, so that a
     missing CUDA library fails here, with a clear message from ``get_backend``, rather
     than inside the first time step.
     """
 
+    backward_block_bytes = 1 << 26
+
     def __init__(self):
         super().__init__("gpu", cupy)
-        names = {(k, t): f"{k}<{ctype}>" for k in ("lstm_cell_forward", "lstm_cell_backward")
+        names = {(k, t): f"{k}<{ctype}>" for k in ("lstm_cell_forward", "lstm_backward_factors",
+                                                      "lstm_cell_backward")
                  for t, ctype in _CUDA_TYPES.items()}
         module = cupy.RawModule(code=_KERNEL_SOURCE.read_text(), options=("--std=c++17",),
                                 name_expressions=list(names.values()))
@@ -98,9 +104,16 @@ class CupyBackend(Backend):
         self._kernel("lstm_cell_forward", gates.dtype)(
             grid, block, (gates, c_prev, c, h, np.int64(B * H), np.int32(H)))
 
-    def lstm_cell_backward(self, gates, c_prev, c, dh, dc) -> None:
-        self._require_contiguous(gates, c_prev, c, dh, dc)
-        B, H = c.shape
+    def lstm_backward_factors(self, gates, c_prev, c, alpha, f_keep) -> None:
+        self._require_contiguous(gates, c_prev, c, alpha, f_keep)
+        n, H = c.size, c.shape[-1]
+        grid, block = self._launch_shape(n)
+        self._kernel("lstm_backward_factors", gates.dtype)(
+            grid, block, (gates, c_prev, c, alpha, f_keep, np.int64(n), np.int32(H)))
+
+    def lstm_cell_backward(self, factors, alpha, f, dh, dc) -> None:
+        self._require_contiguous(factors, alpha, f, dh, dc)
+        B, H = dc.shape
         grid, block = self._launch_shape(B * H)
-        self._kernel("lstm_cell_backward", gates.dtype)(
-            grid, block, (gates, c_prev, c, dh, dc, np.int64(B * H), np.int32(H)))
+        self._kernel("lstm_cell_backward", factors.dtype)(
+            grid, block, (factors, alpha, f, dh, dc, np.int64(B * H), np.int32(H)))

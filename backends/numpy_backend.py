@@ -77,30 +77,37 @@ class NumpyBackend(Backend):
         np.tanh(c, out=ig)                     # h = o * tanh(c)
         np.multiply(o, ig, out=h)
 
-    def lstm_cell_backward(self, gates, c_prev, c, dh, dc) -> None:
-        H = c_prev.shape[-1]
-        i, f = gates[:, 0:H], gates[:, H:2 * H]
-        g, o = gates[:, 2 * H:3 * H], gates[:, 3 * H:4 * H]
-        tanh_c = self._workspace("cell_a", c.shape, c.dtype)
-        w = self._workspace("cell_b", c.shape, c.dtype)
-        upstream = self._workspace("cell_up", gates.shape, gates.dtype)
-        local = self._workspace("cell_local", gates.shape, gates.dtype)
-        np.tanh(c, out=tanh_c)
-        # dc_t = dc + dh * o * (1 - tanh(c)^2)
-        np.multiply(tanh_c, tanh_c, out=w)
-        np.subtract(1, w, out=w)
-        np.multiply(w, o, out=w)
-        np.multiply(w, dh, out=w)
-        np.add(dc, w, out=dc)
-        # gradients reaching the four activations: dL/di, dL/df, dL/dg, dL/do
-        np.multiply(dc, g, out=upstream[:, 0:H])
-        np.multiply(dc, c_prev, out=upstream[:, H:2 * H])
-        np.multiply(dc, i, out=upstream[:, 2 * H:3 * H])
-        np.multiply(dh, tanh_c, out=upstream[:, 3 * H:4 * H])
-        np.multiply(dc, f, out=dc)                  # dc <- dL/dc_{t-1} = dc_t * f
-        # local derivatives: sigma' = sigma (1 - sigma) on i, f, o; tanh' = 1 - g^2 on g
-        np.subtract(1, gates, out=local)
-        np.multiply(local, gates, out=local)
-        np.multiply(g, g, out=local[:, 2 * H:3 * H])
-        np.subtract(1, local[:, 2 * H:3 * H], out=local[:, 2 * H:3 * H])
-        np.multiply(local, upstream, out=gates)     # da = local derivative * upstream
+    def lstm_backward_factors(self, gates, c_prev, c, alpha, f_keep) -> None:
+        H = c.shape[-1]
+        i, f = gates[..., 0:H], gates[..., H:2 * H]
+        g, o = gates[..., 2 * H:3 * H], gates[..., 3 * H:4 * H]
+        tmp = self._workspace("factors", c.shape, c.dtype)
+        np.tanh(c, out=alpha)                   # alpha <- tanh(c), for now
+        np.multiply(alpha, o, out=tmp)          # tmp = tanh(c) o
+        np.multiply(alpha, tmp, out=alpha)
+        np.subtract(o, alpha, out=alpha)        # alpha = o - o tanh(c)^2
+        np.subtract(1, o, out=o)
+        np.multiply(o, tmp, out=o)              # k_o = tanh(c) o (1 - o)
+        np.copyto(f_keep, f)
+        np.subtract(1, f, out=f)
+        np.multiply(f, f_keep, out=f)
+        np.multiply(f, c_prev, out=f)           # k_f = c_prev f (1 - f)
+        np.multiply(g, g, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        np.multiply(tmp, i, out=tmp)            # tmp = k_g = i (1 - g^2)
+        np.multiply(g, i, out=g)                # g <- g i
+        np.subtract(1, i, out=i)
+        np.multiply(i, g, out=i)                # k_i = g i (1 - i)
+        np.copyto(g, tmp)
+
+    def lstm_cell_backward(self, factors, alpha, f, dh, dc) -> None:
+        B, H = dc.shape
+        if not factors.flags.c_contiguous:      # else the reshape below would be a copy
+            raise ValueError("lstm_cell_backward needs C-contiguous factors (B, 4H)")
+        ifg = factors.reshape(B, 4, H)[:, 0:3, :]
+        w = self._workspace("cell_b", dc.shape, dc.dtype)
+        np.multiply(dh, alpha, out=w)
+        np.add(dc, w, out=dc)                   # dc_t = dc + dh alpha
+        np.multiply(ifg, dc[:, None, :], out=ifg)               # da_i, da_f, da_g = k dc_t
+        np.multiply(factors[:, 3 * H:], dh, out=factors[:, 3 * H:])   # da_o = k_o dh
+        np.multiply(dc, f, out=dc)              # dc <- dL/dc_{t-1} = dc_t f

@@ -18,8 +18,9 @@ are plain contiguous slices: no flips, no copies.
 
 Cost per direction: one (T*B, I) x (I, 4H) GEMM for the input projection of every step,
 then per step one (B, H) x (H, 4H) GEMM and one fused cell pass; backward mirrors it
-(one cell pass and one (B, 4H) x (4H, H) GEMM per step) and computes dW_ih, dW_hh, db
-and dx after the loop as single GEMMs / reductions over all steps.
+(one cell pass and one (B, 4H) x (4H, H) GEMM per step, plus one pass per block of steps
+for the local derivatives) and computes dW_ih, dW_hh, db and dx after the loop as single
+GEMMs / reductions over all steps.
 
 Padded batches (sequences of different lengths, right-padded to T): a (T, B, 1) boolean
 ``hold`` marks the padded steps (t >= length of sequence b). There the cell's result is
@@ -31,8 +32,8 @@ so a reverse direction starts from h0 at each sequence's own last step, h_n/c_n 
 sequence's state at its own last step, and in backward the gradients pass straight through
 padded steps (dh_prev = dh_t, dc_prev = dc_t) while their gate gradients are zero: padded
 steps contribute nothing to any weight, bias or input gradient. The price, on this path
-only: two selects per forward step, and two copies, two mask products and two selects per
-backward step, on top of the GEMM and the fused cell.
+only: two selects per forward step; one copy and one select per backward step, plus
+three masking passes per block of steps (see direction_backward).
 """
 
 from __future__ import annotations
@@ -140,16 +141,22 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
     Returns:
         (dh0, dc0), each (B, H): gradients of the initial state.
 
-    Per step t (visited in the reverse of forward's order), with dh_t the gradient of
-    h_t through both the output and the next step, and dc the gradient of c_t through
+    Steps are visited in the reverse of forward's order, in blocks of S steps. For each
+    block the local derivatives (alpha, k, f; see Backend.lstm_backward_factors) are
+    computed at once from the saved activations; then per step t, with dh_t the gradient
+    of h_t through both the output and the next step, and dc the gradient of c_t through
     the next step:
 
         dh_t  = dy_t + da_{next} W_hh               (carried in ``dh``)
-        da_t, dc <- cell backward (see Backend.lstm_cell_backward)
+        dc_t  = dc + dh_t * alpha_t
+        da_t  = [dc_t k_i, dc_t k_f, dc_t k_g, dh_t k_o]      dc <- dc_t * f_t
     and after the loop, over all steps at once:
 
         dW_ih = sum_t da_t^T x_t      dW_hh = sum_t da_t^T h_prev(t)
         db_ih = db_hh = sum_t da_t    dx_t  = da_t W_ih
+
+    At padded steps the factors are alpha = 0, k = 0, f = 1, so dc passes through
+    unchanged and da_t = 0; dh is put aside before the GEMM and restored after it.
     """
     xp = backend.xp
     T, B, I = tape.x.shape
@@ -162,22 +169,31 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
         dh[...] = dh_n
     if dc_n is not None:
         dc[...] = dc_n
+    S = backend.backward_block_steps(T, B, H, xp.finfo(dtype).bits // 8)
+    alpha, f = backend.empty((S, B, H), dtype), backend.empty((S, B, H), dtype)
     if hold is not None:        # dy must already be zero at padded steps (LSTM.backward)
         valid = xp.astype(xp.logical_not(hold), dtype)     # (T, B, 1): 1 real step, 0 padding
-        dh_held, dc_held = backend.empty((B, H), dtype), backend.empty((B, H), dtype)
-    for t in reversed(tape.time_order()):
-        if dy is not None:
-            dh += dy[t, ...]
-        if hold is not None:    # padded rows: put dh, dc aside and run the cell on zeros
-            dh_held[...] = dh
-            dc_held[...] = dc
-            dh *= valid[t, ...]
-            dc *= valid[t, ...]
-        backend.lstm_cell_backward(gates[t, ...], c[t + prev, ...], c[t + cur, ...], dh, dc)
-        backend.matmul_into(gates[t, ...], w_hh, out=dh)   # dL/dh_prev through this step
-        if hold is not None:    # ... and pass them straight through
-            backend.keep_where(dh, dh_held, hold[t, ...])
-            backend.keep_where(dc, dc_held, hold[t, ...])
+        one = backend.asarray([[[1.0]]], dtype=dtype)
+        dh_held = backend.empty((B, H), dtype)
+    visits = list(reversed(tape.time_order()))
+    for first in range(0, T, S):
+        block = visits[first:first + S]
+        lo, n = min(block), len(block)             # the block covers times lo ... lo + n - 1
+        backend.lstm_backward_factors(gates[lo:lo + n, ...], c[lo + prev:lo + prev + n, ...],
+                                      c[lo + cur:lo + cur + n, ...], alpha[:n, ...], f[:n, ...])
+        if hold is not None:
+            gates[lo:lo + n, ...] *= valid[lo:lo + n, ...]
+            alpha[:n, ...] *= valid[lo:lo + n, ...]
+            backend.keep_where(f[:n, ...], one, hold[lo:lo + n, ...])
+        for t in block:
+            if dy is not None:
+                dh += dy[t, ...]
+            backend.lstm_cell_backward(gates[t, ...], alpha[t - lo, ...], f[t - lo, ...], dh, dc)
+            if hold is not None:
+                dh_held[...] = dh
+            backend.matmul_into(gates[t, ...], w_hh, out=dh)   # dL/dh_prev through this step
+            if hold is not None:    # padded rows pass dh straight through
+                backend.keep_where(dh, dh_held, hold[t, ...])
     da = xp.reshape(gates, (T * B, 4 * H))
     backend.matmul_into(da.T, xp.reshape(tape.x, (T * B, I)), out=grads["w_ih"])
     backend.matmul_into(da.T, xp.reshape(tape.previous_h(), (T * B, H)), out=grads["w_hh"])

@@ -91,14 +91,29 @@ def cell_inputs(rng, B, H, dtype):
 
 
 def run_cell(backend, gates, c_prev, dh, dc):
+    """Forward one step, then the backward factors (a block of one step) and backward."""
     g, c_prev = gates.copy(), c_prev.copy()
-    B, H = c_prev.shape
     c, h = np.empty_like(c_prev), np.empty_like(c_prev)
     backend.lstm_cell_forward(g, c_prev, c, h)
     acts = g.copy()
+    alpha, f = np.empty_like(c), np.empty_like(c)
+    backend.lstm_backward_factors(g[None], c_prev[None], c[None], alpha[None], f[None])
+    factors = g.copy()
     dc_io = dc.copy()
-    backend.lstm_cell_backward(g, c_prev, c, dh, dc_io)
-    return {"acts": acts, "c": c, "h": h, "da": g, "dc_prev": dc_io}
+    backend.lstm_cell_backward(g, alpha, f, dh, dc_io)
+    return {"acts": acts, "c": c, "h": h, "factors": factors, "alpha": alpha, "f": f,
+            "da": g, "dc_prev": dc_io}
+
+
+def naive_cell_gradients(acts, c_prev, c, dh, dc):
+    """The cell's gradients from the chain rule, written out once more in float64."""
+    H = c.shape[-1]
+    i, f, g, o = (acts[:, k * H:(k + 1) * H].astype(np.float64) for k in range(4))
+    tanh_c = np.tanh(c.astype(np.float64))
+    dc_t = dc + dh * o * (1 - tanh_c ** 2)
+    da = np.concatenate([dc_t * g * i * (1 - i), dc_t * c_prev * f * (1 - f),
+                         dc_t * i * (1 - g ** 2), dh * tanh_c * o * (1 - o)], axis=1)
+    return da, dc_t * f
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -112,6 +127,33 @@ def test_numpy_cell_matches_generic(dtype, B, H, rng):
     for key in want:
         assert got[key].dtype == np.dtype(dtype), key
         np.testing.assert_allclose(got[key], want[key], err_msg=key, **TOL[dtype])
+    # and both are the chain rule of the forward cell
+    da, dc_prev = naive_cell_gradients(want["acts"], c_prev, want["c"], dh, dc)
+    np.testing.assert_allclose(want["da"], da, **TOL[dtype])
+    np.testing.assert_allclose(want["dc_prev"], dc_prev, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_backward_factors_of_a_block_match_generic(dtype, rng):
+    """Factors over (S, B, 4H) blocks, as backward computes them, on strided gate views."""
+    S, B, H = 5, 3, 4
+    acts = rng.uniform(0.01, 0.99, (S, B, 4 * H)).astype(dtype)
+    c_prev, c = (rng.standard_normal((S, B, H)).astype(dtype) for _ in range(2))
+    out = {}
+    for name, backend in (("generic", GENERIC), ("numpy", get_backend("cpu"))):
+        g, alpha, f = acts.copy(), np.empty_like(c), np.empty_like(c)
+        backend.lstm_backward_factors(g, c_prev, c, alpha, f)
+        out[name] = (g, alpha, f)
+    for want, got in zip(out["generic"], out["numpy"]):
+        np.testing.assert_allclose(got, want, **TOL[dtype])
+    np.testing.assert_array_equal(out["numpy"][2], acts[..., H:2 * H])    # f kept as is
+
+
+def test_numpy_cell_backward_refuses_non_contiguous_factors():
+    factors = np.zeros((3, 8), np.float32)[:, ::2]
+    z = np.zeros((3, 1), np.float32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        get_backend("cpu").lstm_cell_backward(factors, z, z, z, z.copy())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -214,6 +256,7 @@ class CountingBackend(NumpyBackend):
     matmul_into = _record("matmul_into")
     matmul_acc = _record("matmul_acc")
     lstm_cell_forward = _record("lstm_cell_forward")
+    lstm_backward_factors = _record("lstm_backward_factors")
     lstm_cell_backward = _record("lstm_cell_backward")
     keep_where = _record("keep_where")
     to_numpy = _record("to_numpy")
@@ -230,11 +273,45 @@ def test_each_step_is_one_gemm_and_one_fused_cell_pass(rng):
     assert counting.log == ["to_numpy"] + ["matmul_acc", "lstm_cell_forward"] * (T * L * D)
     counting.log.clear()
     lstm.backward(np.ones_like(y))
-    per_direction = ["lstm_cell_backward", "matmul_into"] * T + ["matmul_into"] * 2
+    # one pass for the local derivatives of the (here single) block of steps, then per step
+    # one fused cell pass and one GEMM
+    per_direction = (["lstm_backward_factors"] + ["lstm_cell_backward", "matmul_into"] * T
+                     + ["matmul_into"] * 2)
     want = ["to_numpy"]
     for _ in range(L):
         want += per_direction + ["matmul_into"] + per_direction + ["matmul_acc"]
     assert counting.log == want
+
+
+class BlockedBackend(CountingBackend):
+    """Backward's local derivatives in blocks of ``steps`` steps instead of one block."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def backward_block_steps(self, T, B, H, itemsize):
+        return self.steps
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_backward_in_blocks_of_steps_equals_one_block(steps, rng):
+    """Same gradients, bitwise, whatever the block size (8 steps: blocks do not divide T)."""
+    T, B = 8, 4
+    x = rng.standard_normal((T, B, 3))
+    lengths = np.array([8, 2, 5, 1])
+    results = []
+    for backend in (get_backend("cpu"), BlockedBackend(steps)):
+        lstm = LSTM(3, 5, num_layers=2, bidirectional=True, dtype="float64", seed=3,
+                    device=backend)
+        for kw in (dict(), dict(lengths=lengths)):
+            y, (h_n, c_n) = lstm.forward(x, **kw)
+            dx, (dh0, dc0) = lstm.backward(np.cos(y), (h_n, c_n))
+            results.append([dx, dh0, dc0] + [g.copy() for g in lstm.grads.values()])
+    for want, got in zip(results[:2], results[2:]):
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(b, a)
+    assert backend.log.count("lstm_backward_factors") == 2 * 4 * -(-T // steps)
 
 
 def test_optimizer_state_follows_its_layers_to_another_device(strict, rng):

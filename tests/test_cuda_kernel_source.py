@@ -31,19 +31,28 @@ static void forward_all(T* gates, const T* c_prev, T* c, T* h, long long BH, int
     for (long long n = 0; n < BH; ++n) cell_forward_element(n, H, gates, c_prev, c, h);
 }
 template <typename T>
-static void backward_all(T* gates, const T* c_prev, const T* c, const T* dh, T* dc,
+static void factors_all(T* gates, const T* c_prev, const T* c, T* alpha, T* f,
+                        long long SBH, int H) {
+    for (long long n = 0; n < SBH; ++n) backward_factors_element(n, H, gates, c_prev, c, alpha, f);
+}
+template <typename T>
+static void backward_all(T* factors, const T* alpha, const T* f, const T* dh, T* dc,
                          long long BH, int H) {
-    for (long long n = 0; n < BH; ++n) cell_backward_element(n, H, gates, c_prev, c, dh, dc);
+    for (long long n = 0; n < BH; ++n) cell_backward_element(n, H, factors, alpha, f, dh, dc);
 }
 extern "C" {
 void forward_float32(float* g, const float* cp, float* c, float* h, long long BH, int H) {
     forward_all(g, cp, c, h, BH, H); }
 void forward_float64(double* g, const double* cp, double* c, double* h, long long BH, int H) {
     forward_all(g, cp, c, h, BH, H); }
-void backward_float32(float* g, const float* cp, const float* c, const float* dh, float* dc,
-                      long long BH, int H) { backward_all(g, cp, c, dh, dc, BH, H); }
-void backward_float64(double* g, const double* cp, const double* c, const double* dh,
-                      double* dc, long long BH, int H) { backward_all(g, cp, c, dh, dc, BH, H); }
+void factors_float32(float* g, const float* cp, const float* c, float* a, float* f,
+                     long long SBH, int H) { factors_all(g, cp, c, a, f, SBH, H); }
+void factors_float64(double* g, const double* cp, const double* c, double* a, double* f,
+                     long long SBH, int H) { factors_all(g, cp, c, a, f, SBH, H); }
+void backward_float32(float* k, const float* a, const float* f, const float* dh, float* dc,
+                      long long BH, int H) { backward_all(k, a, f, dh, dc, BH, H); }
+void backward_float64(double* k, const double* a, const double* f, const double* dh,
+                      double* dc, long long BH, int H) { backward_all(k, a, f, dh, dc, BH, H); }
 }
 """
 
@@ -51,6 +60,8 @@ GPU_INSTANTIATIONS = r"""
 #include "lstm_cell.cu"
 template __global__ void lstm_cell_forward<float>(float*, const float*, float*, float*, long long, int);
 template __global__ void lstm_cell_forward<double>(double*, const double*, double*, double*, long long, int);
+template __global__ void lstm_backward_factors<float>(float*, const float*, const float*, float*, float*, long long, int);
+template __global__ void lstm_backward_factors<double>(double*, const double*, const double*, double*, double*, long long, int);
 template __global__ void lstm_cell_backward<float>(float*, const float*, const float*, const float*, float*, long long, int);
 template __global__ void lstm_cell_backward<double>(double*, const double*, const double*, const double*, double*, long long, int);
 """
@@ -66,7 +77,7 @@ def test_kernel_compiles_for_the_gpu(tmp_path):
                           str(src), "-o", str(tmp_path / "cell.ptx")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     ptx = (tmp_path / "cell.ptx").read_text()
-    assert ptx.count(".entry") == 4
+    assert ptx.count(".entry") == 6
 
 
 @pytest.fixture(scope="module")
@@ -88,29 +99,41 @@ def _ptr(a):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("B,H", [(1, 1), (3, 7), (8, 32)])
-def test_kernel_element_math_matches_generic_cell(host_kernels, dtype, B, H, rng):
+@pytest.mark.parametrize("S,B,H", [(1, 1, 1), (2, 3, 7), (3, 8, 32)])
+def test_kernel_element_math_matches_generic_cell(host_kernels, dtype, S, B, H, rng):
+    """S forward steps, the factors of all S at once, then the backward of the last step."""
     generic = Backend("generic-numpy", np)
-    gates = (rng.standard_normal((B, 4 * H)) * 6).astype(dtype)
-    c_prev = rng.standard_normal((B, H)).astype(dtype)
+    gates = (rng.standard_normal((S, B, 4 * H)) * 6).astype(dtype)
+    c0 = rng.standard_normal((B, H)).astype(dtype)
     dh = rng.standard_normal((B, H)).astype(dtype)
     dc = rng.standard_normal((B, H)).astype(dtype)
+    BH, SBH = ctypes.c_longlong(B * H), ctypes.c_longlong(S * B * H)
 
     results = []
     for run in ("generic", "kernel"):
-        g, c, h, dc_io = gates.copy(), np.empty_like(c_prev), np.empty_like(c_prev), dc.copy()
+        g, dc_io = gates.copy(), dc.copy()
+        c, h = np.empty((S + 1, B, H), dtype), np.empty((S, B, H), dtype)
+        c[0] = c0
+        alpha, f = np.empty((S, B, H), dtype), np.empty((S, B, H), dtype)
         if run == "generic":
-            generic.lstm_cell_forward(g, c_prev, c, h)
+            for s in range(S):
+                generic.lstm_cell_forward(g[s], c[s], c[s + 1], h[s])
             acts = g.copy()
-            generic.lstm_cell_backward(g, c_prev, c, dh, dc_io)
+            generic.lstm_backward_factors(g, c[:S], c[1:], alpha, f)
+            factors = g.copy()
+            generic.lstm_cell_backward(g[S - 1], alpha[S - 1], f[S - 1], dh, dc_io)
         else:
-            fwd = getattr(host_kernels, f"forward_{dtype}")
-            bwd = getattr(host_kernels, f"backward_{dtype}")
-            fwd(_ptr(g), _ptr(c_prev), _ptr(c), _ptr(h), ctypes.c_longlong(B * H), ctypes.c_int(H))
+            fwd, fac, bwd = (getattr(host_kernels, f"{k}_{dtype}")
+                             for k in ("forward", "factors", "backward"))
+            for s in range(S):
+                fwd(_ptr(g[s]), _ptr(c[s]), _ptr(c[s + 1]), _ptr(h[s]), BH, ctypes.c_int(H))
             acts = g.copy()
-            bwd(_ptr(g), _ptr(c_prev), _ptr(c), _ptr(dh), _ptr(dc_io),
-                ctypes.c_longlong(B * H), ctypes.c_int(H))
-        results.append((acts, c, h, g, dc_io))
+            fac(_ptr(g), _ptr(c[:S]), _ptr(c[1:]), _ptr(alpha), _ptr(f), SBH, ctypes.c_int(H))
+            factors = g.copy()
+            bwd(_ptr(g[S - 1]), _ptr(alpha[S - 1]), _ptr(f[S - 1]), _ptr(dh), _ptr(dc_io), BH,
+                ctypes.c_int(H))
+        results.append((acts, c, h, factors, alpha, f, g, dc_io))
     tol = dict(rtol=1e-6, atol=1e-6) if dtype == "float32" else dict(rtol=1e-13, atol=1e-14)
-    for name, want, got in zip(("activations", "c", "h", "da", "dc_prev"), *results):
+    names = ("activations", "c", "h", "factors", "alpha", "f", "da", "dc_prev")
+    for name, want, got in zip(names, *results):
         np.testing.assert_allclose(got, want, err_msg=name, **tol)

@@ -29,9 +29,13 @@ def test_fused_cell_matches_generic(gpu, dtype, B, H, rng):
         c, h = backend.zeros((B, H), g.dtype), backend.zeros((B, H), g.dtype)
         backend.lstm_cell_forward(g, cp_, c, h)
         acts = backend.to_numpy(g).copy()
-        backend.lstm_cell_backward(g, cp_, c, dh_, dc_)
-        out[name] = [acts] + [backend.to_numpy(a) for a in (c, h, g, dc_)]
-    for label, want, got in zip(("acts", "c", "h", "da", "dc_prev"), out["cpu"], out["gpu"]):
+        alpha, f = backend.zeros((1, B, H), g.dtype), backend.zeros((1, B, H), g.dtype)
+        backend.lstm_backward_factors(g[None], cp_[None], c[None], alpha, f)
+        factors = backend.to_numpy(g).copy()
+        backend.lstm_cell_backward(g, alpha[0], f[0], dh_, dc_)
+        out[name] = [acts, factors] + [backend.to_numpy(a) for a in (c, h, alpha, f, g, dc_)]
+    labels = ("acts", "factors", "c", "h", "alpha", "f", "da", "dc_prev")
+    for label, want, got in zip(labels, out["cpu"], out["gpu"]):
         assert got.dtype == np.dtype(dtype)
         np.testing.assert_allclose(got, want, err_msg=label, **TOL[dtype])
 
@@ -153,3 +157,21 @@ def test_training_job_end_to_end_on_gpu(gpu, tmp_path, task, extra):
         test = loaded_task.split["test"]
         np.testing.assert_array_equal(loaded_task.predict(model, test.inputs),
                                       result.task.predict(result.model, test.inputs))
+
+
+def test_backward_in_blocks_of_one_step_on_gpu(gpu, monkeypatch, rng):
+    """The factor kernel over many small blocks (not the usual one) and padded steps."""
+    monkeypatch.setattr(gpu, "backward_block_bytes", 1)       # one step per block
+    cpu_lstm = LSTM(3, 6, bidirectional=True, dtype="float64", seed=5)
+    gpu_lstm = LSTM(3, 6, bidirectional=True, dtype="float64", seed=5, device="gpu")
+    x = rng.standard_normal((6, 3, 3))
+    lengths = np.array([6, 1, 4])
+    y, _ = cpu_lstm.forward(x, lengths=lengths)
+    dx, (dh0, dc0) = cpu_lstm.backward(np.sin(y))
+    gy, _ = gpu_lstm.forward(x, lengths=lengths)
+    gdx, (gdh0, gdc0) = gpu_lstm.backward(gpu.asarray(np.sin(y)))
+    for want, got in ((y, gy), (dx, gdx), (dh0, gdh0), (dc0, gdc0)):
+        np.testing.assert_allclose(gpu.to_numpy(got), want, **TOL["float64"])
+    for name in cpu_lstm.grads:
+        np.testing.assert_allclose(gpu.to_numpy(gpu_lstm.grads[name]), cpu_lstm.grads[name],
+                                   err_msg=name, **TOL["float64"])
