@@ -103,9 +103,11 @@ class Backend:
         out[...] += self.xp.matmul(a, b)
 
     def keep_where(self, dst, src, hold) -> None:
-        """dst[...] = where(hold, src, dst): rows of ``dst`` flagged in ``hold`` take ``src``.
+        """dst[...] = where(hold, src, dst): entries of ``dst`` flagged in ``hold`` take ``src``.
 
-        Exact (a select, no arithmetic). Shapes: dst, src (B, H); hold (B, 1) bool.
+        Exact (a select, no arithmetic). ``src`` and the bool ``hold`` broadcast to ``dst``:
+        e.g. dst, src (B, H) and hold (B, 1) (rows of a state), or dst (S, B, H), src
+        (1, 1, 1) and hold (S, B, 1).
         """
         dst[...] = self.xp.where(hold, src, dst)
 
@@ -139,7 +141,8 @@ class Backend:
     #     alpha = o (1 - tanh(c)^2)                         (dh -> dc_t)
     #     k_i = g i (1 - i)      k_f = c_prev f (1 - f)      (dc_t -> da_i, da_f)
     #     k_g = i (1 - g^2)      k_o = tanh(c) o (1 - o)     (dc_t -> da_g, dh -> da_o)
-    # and f (dc_t -> dc_prev). What must run step by step is then five products.
+    # and f (dc_t -> dc_prev). What must run step by step is then one multiply-add and four
+    # products (lstm_cell_backward_step).
     backward_block_bytes = 1 << 18
 
     def backward_block_steps(self, T: int, B: int, H: int, itemsize: int) -> int:
@@ -175,7 +178,7 @@ class Backend:
         gates[..., 2 * H:3 * H] = k_g
         gates[..., 3 * H:4 * H] = k_o
 
-    def lstm_cell_backward(self, factors, alpha, f, dh, dc) -> None:
+    def lstm_cell_backward_step(self, factors, alpha, f, dh, dc) -> None:
         """Gradients of one LSTM step, the reverse of :meth:`lstm_cell_forward`.
 
         Shapes: factors (B, 4H) from :meth:`lstm_backward_factors`; alpha, f, dh, dc (B, H).

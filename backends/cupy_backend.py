@@ -35,8 +35,8 @@ class CupyBackend(Backend):
 
     def __init__(self):
         super().__init__("gpu", cupy)
-        names = {(k, t): f"{k}<{ctype}>" for k in ("lstm_cell_forward", "lstm_backward_factors",
-                                                      "lstm_cell_backward")
+        names = {(k, t): f"{k}<{ctype}>"
+                 for k in ("lstm_cell_forward", "lstm_backward_factors", "lstm_cell_backward_step")
                  for t, ctype in _CUDA_TYPES.items()}
         module = cupy.RawModule(code=_KERNEL_SOURCE.read_text(), options=("--std=c++17",),
                                 name_expressions=list(names.values()))
@@ -111,9 +111,9 @@ class CupyBackend(Backend):
         self._kernel("lstm_backward_factors", gates.dtype)(
             grid, block, (gates, c_prev, c, alpha, f_keep, np.int64(n), np.int32(H)))
 
-    def lstm_cell_backward(self, factors, alpha, f, dh, dc) -> None:
+    def lstm_cell_backward_step(self, factors, alpha, f, dh, dc) -> None:
         self._require_contiguous(factors, alpha, f, dh, dc)
         B, H = dc.shape
         grid, block = self._launch_shape(B * H)
-        self._kernel("lstm_cell_backward", factors.dtype)(
+        self._kernel("lstm_cell_backward_step", factors.dtype)(
             grid, block, (factors, alpha, f, dh, dc, np.int64(B * H), np.int32(H)))

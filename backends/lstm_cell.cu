@@ -2,7 +2,7 @@
 // launch per block of steps for the backward's local derivatives.
 //
 // The same equations as Backend.lstm_cell_forward / lstm_backward_factors /
-// lstm_cell_backward in backends/base.py (see their docstrings); one thread per element
+// lstm_cell_backward_step in backends/base.py (see their docstrings); one thread per element
 // (b, j) of the (B, H) state -- (s, b, j) of the (S, B, H) block for the factors --
 // reading and writing the four gates of that element in its 4H gate row, PyTorch gate
 // order i, f, g, o.
@@ -96,7 +96,7 @@ __global__ void lstm_backward_factors(T* gates, const T* c_prev, const T* c, T* 
 }
 
 template <typename T>
-__global__ void lstm_cell_backward(T* factors, const T* alpha, const T* f, const T* dh, T* dc,
+__global__ void lstm_cell_backward_step(T* factors, const T* alpha, const T* f, const T* dh, T* dc,
                                    long long BH, int H) {
     const long long stride = (long long)blockDim.x * gridDim.x;
     for (long long n = (long long)blockIdx.x * blockDim.x + threadIdx.x; n < BH; n += stride) {

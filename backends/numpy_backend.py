@@ -100,10 +100,10 @@ class NumpyBackend(Backend):
         np.multiply(i, g, out=i)                # k_i = g i (1 - i)
         np.copyto(g, tmp)
 
-    def lstm_cell_backward(self, factors, alpha, f, dh, dc) -> None:
+    def lstm_cell_backward_step(self, factors, alpha, f, dh, dc) -> None:
         B, H = dc.shape
         if not factors.flags.c_contiguous:      # else the reshape below would be a copy
-            raise ValueError("lstm_cell_backward needs C-contiguous factors (B, 4H)")
+            raise ValueError("lstm_cell_backward_step needs C-contiguous factors (B, 4H)")
         ifg = factors.reshape(B, 4, H)[:, 0:3, :]
         w = self._workspace("cell_b", dc.shape, dc.dtype)
         np.multiply(dh, alpha, out=w)

@@ -170,7 +170,7 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
     if dc_n is not None:
         dc[...] = dc_n
     S = backend.backward_block_steps(T, B, H, xp.finfo(dtype).bits // 8)
-    alpha, f = backend.empty((S, B, H), dtype), backend.empty((S, B, H), dtype)
+    alpha, f_gate = backend.empty((S, B, H), dtype), backend.empty((S, B, H), dtype)
     if hold is not None:        # dy must already be zero at padded steps (LSTM.backward)
         valid = xp.astype(xp.logical_not(hold), dtype)     # (T, B, 1): 1 real step, 0 padding
         one = backend.asarray([[[1.0]]], dtype=dtype)
@@ -178,17 +178,20 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
     visits = list(reversed(tape.time_order()))
     for first in range(0, T, S):
         block = visits[first:first + S]
-        lo, n = min(block), len(block)             # the block covers times lo ... lo + n - 1
-        backend.lstm_backward_factors(gates[lo:lo + n, ...], c[lo + prev:lo + prev + n, ...],
-                                      c[lo + cur:lo + cur + n, ...], alpha[:n, ...], f[:n, ...])
+        lo, n_steps = min(block), len(block)
+        hi = lo + n_steps                          # the block covers times lo ... hi - 1
+        backend.lstm_backward_factors(gates[lo:hi, ...], c[lo + prev:hi + prev, ...],
+                                      c[lo + cur:hi + cur, ...], alpha[:n_steps, ...],
+                                      f_gate[:n_steps, ...])
         if hold is not None:
-            gates[lo:lo + n, ...] *= valid[lo:lo + n, ...]
-            alpha[:n, ...] *= valid[lo:lo + n, ...]
-            backend.keep_where(f[:n, ...], one, hold[lo:lo + n, ...])
+            gates[lo:hi, ...] *= valid[lo:hi, ...]
+            alpha[:n_steps, ...] *= valid[lo:hi, ...]
+            backend.keep_where(f_gate[:n_steps, ...], one, hold[lo:hi, ...])
         for t in block:
             if dy is not None:
                 dh += dy[t, ...]
-            backend.lstm_cell_backward(gates[t, ...], alpha[t - lo, ...], f[t - lo, ...], dh, dc)
+            backend.lstm_cell_backward_step(gates[t, ...], alpha[t - lo, ...],
+                                            f_gate[t - lo, ...], dh, dc)
             if hold is not None:
                 dh_held[...] = dh
             backend.matmul_into(gates[t, ...], w_hh, out=dh)   # dL/dh_prev through this step

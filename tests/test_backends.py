@@ -100,7 +100,7 @@ def run_cell(backend, gates, c_prev, dh, dc):
     backend.lstm_backward_factors(g[None], c_prev[None], c[None], alpha[None], f[None])
     factors = g.copy()
     dc_io = dc.copy()
-    backend.lstm_cell_backward(g, alpha, f, dh, dc_io)
+    backend.lstm_cell_backward_step(g, alpha, f, dh, dc_io)
     return {"acts": acts, "c": c, "h": h, "factors": factors, "alpha": alpha, "f": f,
             "da": g, "dc_prev": dc_io}
 
@@ -153,7 +153,7 @@ def test_numpy_cell_backward_refuses_non_contiguous_factors():
     factors = np.zeros((3, 8), np.float32)[:, ::2]
     z = np.zeros((3, 1), np.float32)
     with pytest.raises(ValueError, match="C-contiguous"):
-        get_backend("cpu").lstm_cell_backward(factors, z, z, z, z.copy())
+        get_backend("cpu").lstm_cell_backward_step(factors, z, z, z, z.copy())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -257,7 +257,7 @@ class CountingBackend(NumpyBackend):
     matmul_acc = _record("matmul_acc")
     lstm_cell_forward = _record("lstm_cell_forward")
     lstm_backward_factors = _record("lstm_backward_factors")
-    lstm_cell_backward = _record("lstm_cell_backward")
+    lstm_cell_backward_step = _record("lstm_cell_backward_step")
     keep_where = _record("keep_where")
     to_numpy = _record("to_numpy")
 
@@ -275,7 +275,7 @@ def test_each_step_is_one_gemm_and_one_fused_cell_pass(rng):
     lstm.backward(np.ones_like(y))
     # one pass for the local derivatives of the (here single) block of steps, then per step
     # one fused cell pass and one GEMM
-    per_direction = (["lstm_backward_factors"] + ["lstm_cell_backward", "matmul_into"] * T
+    per_direction = (["lstm_backward_factors"] + ["lstm_cell_backward_step", "matmul_into"] * T
                      + ["matmul_into"] * 2)
     want = ["to_numpy"]
     for _ in range(L):

@@ -62,8 +62,8 @@ template __global__ void lstm_cell_forward<float>(float*, const float*, float*, 
 template __global__ void lstm_cell_forward<double>(double*, const double*, double*, double*, long long, int);
 template __global__ void lstm_backward_factors<float>(float*, const float*, const float*, float*, float*, long long, int);
 template __global__ void lstm_backward_factors<double>(double*, const double*, const double*, double*, double*, long long, int);
-template __global__ void lstm_cell_backward<float>(float*, const float*, const float*, const float*, float*, long long, int);
-template __global__ void lstm_cell_backward<double>(double*, const double*, const double*, const double*, double*, long long, int);
+template __global__ void lstm_cell_backward_step<float>(float*, const float*, const float*, const float*, float*, long long, int);
+template __global__ void lstm_cell_backward_step<double>(double*, const double*, const double*, const double*, double*, long long, int);
 """
 
 
@@ -121,7 +121,7 @@ def test_kernel_element_math_matches_generic_cell(host_kernels, dtype, S, B, H, 
             acts = g.copy()
             generic.lstm_backward_factors(g, c[:S], c[1:], alpha, f)
             factors = g.copy()
-            generic.lstm_cell_backward(g[S - 1], alpha[S - 1], f[S - 1], dh, dc_io)
+            generic.lstm_cell_backward_step(g[S - 1], alpha[S - 1], f[S - 1], dh, dc_io)
         else:
             fwd, fac, bwd = (getattr(host_kernels, f"{k}_{dtype}")
                              for k in ("forward", "factors", "backward"))

@@ -32,7 +32,7 @@ def test_fused_cell_matches_generic(gpu, dtype, B, H, rng):
         alpha, f = backend.zeros((1, B, H), g.dtype), backend.zeros((1, B, H), g.dtype)
         backend.lstm_backward_factors(g[None], cp_[None], c[None], alpha, f)
         factors = backend.to_numpy(g).copy()
-        backend.lstm_cell_backward(g, alpha[0], f[0], dh_, dc_)
+        backend.lstm_cell_backward_step(g, alpha[0], f[0], dh_, dc_)
         out[name] = [acts, factors] + [backend.to_numpy(a) for a in (c, h, alpha, f, g, dc_)]
     labels = ("acts", "factors", "c", "h", "alpha", "f", "da", "dc_prev")
     for label, want, got in zip(labels, out["cpu"], out["gpu"]):
@@ -159,12 +159,18 @@ def test_training_job_end_to_end_on_gpu(gpu, tmp_path, task, extra):
                                       result.task.predict(result.model, test.inputs))
 
 
-def test_backward_in_blocks_of_one_step_on_gpu(gpu, monkeypatch, rng):
-    """The factor kernel over many small blocks (not the usual one) and padded steps."""
-    monkeypatch.setattr(gpu, "backward_block_bytes", 1)       # one step per block
-    cpu_lstm = LSTM(3, 6, bidirectional=True, dtype="float64", seed=5)
-    gpu_lstm = LSTM(3, 6, bidirectional=True, dtype="float64", seed=5, device="gpu")
-    x = rng.standard_normal((6, 3, 3))
+@pytest.mark.parametrize("steps_per_block", [1, 4])
+def test_backward_in_blocks_of_steps_on_gpu(gpu, monkeypatch, steps_per_block, rng):
+    """The factor kernel over several blocks (T = 6: blocks of 1, or of 4 and a partial 2),
+    two layers, both directions, padded steps."""
+    B, H = 3, 6
+    row_bytes = B * 4 * H * 8                                   # one step's float64 gates
+    monkeypatch.setattr(gpu, "backward_block_bytes", steps_per_block * row_bytes)
+    assert gpu.backward_block_steps(6, B, H, 8) == steps_per_block
+    cpu_lstm = LSTM(3, H, num_layers=2, bidirectional=True, dtype="float64", seed=5)
+    gpu_lstm = LSTM(3, H, num_layers=2, bidirectional=True, dtype="float64", seed=5,
+                    device="gpu")
+    x = rng.standard_normal((6, B, 3))
     lengths = np.array([6, 1, 4])
     y, _ = cpu_lstm.forward(x, lengths=lengths)
     dx, (dh0, dc0) = cpu_lstm.backward(np.sin(y))
