@@ -34,18 +34,21 @@ class NumpyBackend(Backend):
             buf = self._workspaces[key] = np.empty(shape, dtype=dtype)
         return buf
 
-    def _gate_scales(self, H: int, dtype):
-        """Per-column (4H,) scale s and offset u with  act = s * tanh(s * a) + u.
+    def _gate_scales(self, shape: tuple, dtype):
+        """Scale s and offset u, both of the gates' shape (B, 4H), with  act = s * tanh(s * a) + u.
 
         s = 1/2, u = 1/2 on the sigmoid gates (i, f, o): sigma(a) = tanh(a/2)/2 + 1/2;
         s = 1,   u = 0   on the cell candidate g:       g = tanh(a).
+        Full (B, 4H) arrays rather than (4H,) rows: NumPy's broadcasting loop is about 2x
+        slower than the same-shape one here.
         """
-        key = (H, np.dtype(dtype))
+        key = (shape, dtype)
         if key not in self._gate_affine:
-            scale = np.full(4 * H, 0.5, dtype=dtype)
-            offset = np.full(4 * H, 0.5, dtype=dtype)
-            scale[2 * H:3 * H] = 1.0
-            offset[2 * H:3 * H] = 0.0
+            H = shape[-1] // 4
+            scale = np.full(shape, 0.5, dtype=dtype)
+            offset = np.full(shape, 0.5, dtype=dtype)
+            scale[..., 2 * H:3 * H] = 1.0
+            offset[..., 2 * H:3 * H] = 0.0
             self._gate_affine[key] = (scale, offset)
         return self._gate_affine[key]
 
@@ -62,7 +65,7 @@ class NumpyBackend(Backend):
 
     def lstm_cell_forward(self, gates, c_prev, c, h) -> None:
         H = c_prev.shape[-1]
-        scale, offset = self._gate_scales(H, gates.dtype)
+        scale, offset = self._gate_scales(gates.shape, gates.dtype)
         # all four activations in three passes over (B, 4H): act = s * tanh(s * a) + u
         np.multiply(gates, scale, out=gates)
         np.tanh(gates, out=gates)
