@@ -4,6 +4,7 @@
     python scripts/bench.py --device cpu            # the table of BENCHMARKS.md
     python scripts/bench.py --device gpu --dtype float32 --repeats 20
     python scripts/bench.py --configs seed,T50-B128-H512 --markdown
+    python scripts/bench.py --device gpu --tf32      # both sides may use TF32 tensor cores
 
 For each configuration it times, interleaved and repeated (medians reported):
   train  one training step: forward + backpropagation through time, every gradient
@@ -163,6 +164,18 @@ def peak_step_memory(backend, train_step) -> int:
     return peak
 
 
+def enable_tf32(backend) -> bool:
+    """Let cuBLAS use TF32 tensor cores for lstm-xp's float32 GEMMs (``cupy.cublas.gemm``
+    calls sgemm, which follows the math mode of CuPy's cuBLAS handle for this device and
+    thread). Returns whether the handle now reports that mode."""
+    from cupy_backends.cuda.libs import cublas
+
+    handle = backend.xp.cuda.device.get_cublas_handle()
+    mode = getattr(cublas, "CUBLAS_TF32_TENSOR_OP_MATH", 3)    # cublasMath_t in cublas_api.h
+    cublas.setMathMode(handle, mode)
+    return cublas.getMathMode(handle) == mode
+
+
 def machine_line(backend) -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -184,7 +197,12 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--no-torch", action="store_true", help="time lstm-xp alone")
+    p.add_argument("--tf32", action="store_true",
+                   help="GPU, float32: let cuBLAS (lstm-xp and torch) and cuDNN use TF32 tensor "
+                        "cores; default is full FP32 on both sides")
     args = p.parse_args(argv)
+    if args.tf32 and (args.device != "gpu" or args.dtype != "float32"):
+        p.error("--tf32 applies to --device gpu with --dtype float32")
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = sorted(set(names) - set(CONFIGS))
     if unknown:
@@ -207,13 +225,16 @@ def main(argv=None) -> int:
                 print("error: this torch build has no CUDA; install a CUDA build of torch to "
                       "compare on the GPU, or pass --no-torch", file=sys.stderr)
                 return 2
-            # lstm-xp computes in full FP32 (cuBLAS default math): make cuDNN/cuBLAS do the same
+            # the same math on both sides: full FP32 (cuBLAS default math), or TF32 if asked
             torch.backends.cudnn.benchmark = True
-            torch.backends.cudnn.allow_tf32 = False
-            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = args.tf32
+            torch.backends.cuda.matmul.allow_tf32 = args.tf32
         else:
             # OpenBLAS uses every logical core unless told otherwise: give torch the same
             torch.set_num_threads(_blas_threads())
+    if args.tf32 and not enable_tf32(backend):
+        print("error: cuBLAS did not accept the TF32 math mode", file=sys.stderr)
+        return 2
     timer = Timer(backend, torch)
     peak = gemm_peak_gflops(backend, args.dtype)
     print(f"# lstm-xp {lstm_xp.__version__} vs torch "
@@ -224,6 +245,8 @@ def main(argv=None) -> int:
     elif torch is not None:
         extra = (f", torch TF32: cudnn {torch.backends.cudnn.allow_tf32}, "
                  f"matmul {torch.backends.cuda.matmul.allow_tf32}")
+    if args.device == "gpu":
+        extra += f", lstm-xp cuBLAS TF32: {args.tf32}"
     print(f"# {machine_line(backend)}{extra}")
     print(f"# command: python scripts/bench.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"# GEMM peak measured now: {peak:.0f} GFLOP/s; medians of {args.repeats} repeats")
