@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Interleaved A/B timing of the working tree against another revision of lstm-xp.
+
+    python scripts/ab.py --ref HEAD~1                      # every config of bench.py
+    python scripts/ab.py --ref 284d0b8 --configs seed,T100-B16-H128 --rounds 9
+
+REF is checked out into a temporary git worktree. Each round starts one timing process per
+side, alternating sides, so that the machine's drift hits both; a process builds the LSTM of
+a configuration through the public API only (so revisions with different internals compare
+fairly), warms up, and reports the median of a few training steps (forward + backward through
+time) and inference forwards. The table gives the medians over rounds and new / ref ratios
+(lower is better for the working tree). CPU, float32 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench import CONFIGS  # noqa: E402  (the same configurations as bench.py)
+
+# Runs in a fresh interpreter inside one tree; argv: config (JSON), dtype, device, steps.
+CHILD = r"""
+import json, statistics, sys, time
+import numpy as np
+import lstm_xp
+from lstm_xp import LSTM
+cfg, dtype, device, steps = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+lstm = LSTM(cfg["I"], cfg["H"], num_layers=cfg.get("L", 1), bidirectional=cfg.get("bi", False),
+            dtype=dtype, device=device, seed=0)
+rng = np.random.default_rng(0)
+D = 2 if cfg.get("bi") else 1
+x = lstm.backend.asarray(rng.standard_normal((cfg["T"], cfg["B"], cfg["I"])).astype(dtype))
+dy = lstm.backend.asarray(rng.standard_normal((cfg["T"], cfg["B"], D * cfg["H"])).astype(dtype))
+def timed(fn):
+    lstm.backend.synchronize(); t0 = time.perf_counter(); fn(); lstm.backend.synchronize()
+    return (time.perf_counter() - t0) * 1e3
+def train():
+    lstm.forward(x); lstm.backward(dy)
+def infer():
+    lstm.forward(x, train=False)
+with lstm_xp.finite_checks(False):
+    train(); infer()
+    tr, inf = [], []
+    for _ in range(steps):
+        tr.append(timed(train)); inf.append(timed(infer))
+print(json.dumps({"train": statistics.median(tr), "infer": statistics.median(inf)}))
+"""
+
+
+def time_tree(tree: Path, cfg: dict, dtype: str, device: str, steps: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg), dtype, device, str(steps)],
+                         cwd=tree, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"timing in {tree} failed:\n{out.stderr.strip()}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ref", required=True, help="git revision to compare with (e.g. HEAD~1)")
+    p.add_argument("--configs", default=",".join(CONFIGS),
+                   help=f"comma-separated subset of: {', '.join(CONFIGS)}")
+    p.add_argument("--rounds", type=int, default=7, help="alternating process pairs per config")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per process (median)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(CONFIGS))
+    if unknown:
+        p.error(f"unknown configs {unknown}; choose from {list(CONFIGS)}")
+    if args.rounds < 1 or args.steps < 1:
+        p.error("--rounds and --steps must be at least 1")
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.ref],
+                         capture_output=True, text=True)
+    if rev.returncode != 0:
+        p.error(f"--ref {args.ref!r} is not a revision of this repository: {rev.stderr.strip()}")
+    with tempfile.TemporaryDirectory(prefix="lstm-xp-ab-") as tmp:
+        ref_tree = Path(tmp) / "ref"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                        str(ref_tree), args.ref], check=True)
+        try:
+            print(f"# working tree vs {args.ref} ({rev.stdout.strip()}), {args.device}, "
+                  f"{args.dtype}; medians of {args.rounds} rounds x {args.steps} steps")
+            print("| config | train ms new | ref | new / ref | infer ms new | ref | new / ref |")
+            print("|---|---|---|---|---|---|---|")
+            for name in names:
+                runs = {"new": [], "ref": []}
+                for _ in range(args.rounds):
+                    for side, tree in (("ref", ref_tree), ("new", ROOT)):
+                        runs[side].append(time_tree(tree, CONFIGS[name], args.dtype,
+                                                    args.device, args.steps))
+                med = {side: {k: statistics.median(r[k] for r in rs) for k in ("train", "infer")}
+                       for side, rs in runs.items()}
+                n, r = med["new"], med["ref"]
+                print(f"| {name} | {n['train']:.1f} | {r['train']:.1f} | "
+                      f"{n['train'] / r['train']:.2f} | {n['infer']:.1f} | {r['infer']:.1f} | "
+                      f"{n['infer'] / r['infer']:.2f} |", flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(ref_tree)], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
