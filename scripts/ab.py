@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from bench import CONFIGS  # noqa: E402  (the same configurations as bench.py)
+from bench import CONFIGS, config_names  # noqa: E402  (the same configurations as bench.py)
 
 # Runs in a fresh interpreter inside one tree; argv: config (JSON), dtype, device, steps.
 CHILD = r"""
@@ -75,10 +75,7 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     args = p.parse_args(argv)
-    names = [n.strip() for n in args.configs.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(CONFIGS))
-    if unknown:
-        p.error(f"unknown configs {unknown}; choose from {list(CONFIGS)}")
+    names = config_names(p, args.configs)
     if args.rounds < 1 or args.steps < 1:
         p.error("--rounds and --steps must be at least 1")
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.ref],

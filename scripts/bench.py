@@ -42,6 +42,15 @@ CONFIGS = {
 }
 
 
+def config_names(parser, text: str) -> list:
+    """The comma-separated config names of ``--configs``; unknown ones are a usage error."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(CONFIGS))
+    if unknown:
+        parser.error(f"unknown configs {unknown}; choose from {list(CONFIGS)}")
+    return names
+
+
 def layer_dims(cfg):
     """(input size, hidden size) of every layer-direction."""
     L, D = cfg.get("L", 1), 2 if cfg.get("bi") else 1
@@ -203,10 +212,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.tf32 and (args.device != "gpu" or args.dtype != "float32"):
         p.error("--tf32 applies to --device gpu with --dtype float32")
-    names = [n.strip() for n in args.configs.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(CONFIGS))
-    if unknown:
-        p.error(f"unknown configs {unknown}; choose from {list(CONFIGS)}")
+    names = config_names(p, args.configs)
     try:
         backend = get_backend(args.device)
     except BackendUnavailableError as err:
