@@ -167,6 +167,12 @@ def test_numpy_matmul_primitives_match_generic(dtype, rng):
         getattr(get_backend("cpu"), name)(a, w.T, out=got)
         np.testing.assert_allclose(got, want, **TOL[dtype])
         assert got.dtype == np.dtype(dtype)
+        # an out that is not C-contiguous (a column slice) takes the np.matmul path
+        wide = np.zeros((5, 7), dtype)
+        wide[:, 2:5] = base
+        getattr(get_backend("cpu"), name)(a, w.T, out=wide[:, 2:5])
+        np.testing.assert_allclose(wide[:, 2:5], want, **TOL[dtype])
+        assert not wide[:, [0, 1, 5, 6]].any()
 
 
 def test_sigmoid_and_tanh_do_not_overflow(rng):
