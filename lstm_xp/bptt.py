@@ -115,9 +115,11 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
     first = T if reverse else 0
     h[first, ...] = h0
     c[first, ...] = c0
+    w_hh_t = w_hh.T
     for t in tape.time_order():
-        backend.matmul_acc(h[t + prev, ...], w_hh.T, out=gates[t, ...])
-        backend.lstm_cell_forward(gates[t, ...], c[t + prev, ...], c[t + cur, ...], h[t + cur, ...])
+        gates_t = gates[t, ...]
+        backend.matmul_acc(h[t + prev, ...], w_hh_t, out=gates_t)
+        backend.lstm_cell_forward(gates_t, c[t + prev, ...], c[t + cur, ...], h[t + cur, ...])
         if hold is not None:
             backend.keep_where(h[t + cur, ...], h[t + prev, ...], hold[t, ...])
             backend.keep_where(c[t + cur, ...], c[t + prev, ...], hold[t, ...])
@@ -190,11 +192,12 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
         for t in block:
             if dy is not None:
                 dh += dy[t, ...]
-            backend.lstm_cell_backward_step(gates[t, ...], alpha[t - lo, ...],
-                                            f_gate[t - lo, ...], dh, dc)
+            gates_t = gates[t, ...]                     # factors k_t in, da_t out
+            backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...], f_gate[t - lo, ...],
+                                            dh, dc)
             if hold is not None:
                 dh_held[...] = dh
-            backend.matmul_into(gates[t, ...], w_hh, out=dh)   # dL/dh_prev through this step
+            backend.matmul_into(gates_t, w_hh, out=dh)  # dL/dh_prev through this step
             if hold is not None:    # padded rows pass dh straight through
                 backend.keep_where(dh, dh_held, hold[t, ...])
     da = xp.reshape(gates, (T * B, 4 * H))
