@@ -105,9 +105,8 @@ class Backend:
     def keep_where(self, dst, src, hold) -> None:
         """dst[...] = where(hold, src, dst): entries of ``dst`` flagged in ``hold`` take ``src``.
 
-        Exact (a select, no arithmetic). ``src`` and the bool ``hold`` broadcast to ``dst``:
-        e.g. dst, src (B, H) and hold (B, 1) (rows of a state), or dst (S, B, H), src
-        (1, 1, 1) and hold (S, B, 1).
+        Exact (a select, no arithmetic). Shapes: dst, src (B, H); hold (B, 1) bool, which
+        broadcasts over the row.
         """
         dst[...] = self.xp.where(hold, src, dst)
 

@@ -33,7 +33,7 @@ sequence's state at its own last step, and in backward the gradients pass straig
 padded steps (dh_prev = dh_t, dc_prev = dc_t) while their gate gradients are zero: padded
 steps contribute nothing to any weight, bias or input gradient. The price, on this path
 only: two selects per forward step; one copy and one select per backward step, plus
-three masking passes per block of steps (see direction_backward).
+four masking passes per block of steps (see direction_backward).
 """
 
 from __future__ import annotations
@@ -174,8 +174,8 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
     S = backend.backward_block_steps(T, B, H, xp.finfo(dtype).bits // 8)
     alpha, f_gate = backend.empty((S, B, H), dtype), backend.empty((S, B, H), dtype)
     if hold is not None:        # dy must already be zero at padded steps (LSTM.backward)
+        padded = xp.astype(hold, dtype)                    # (T, B, 1): 1 padding, 0 real step
         valid = xp.astype(xp.logical_not(hold), dtype)     # (T, B, 1): 1 real step, 0 padding
-        one = backend.asarray([[[1.0]]], dtype=dtype)
         dh_held = backend.empty((B, H), dtype)
     visits = list(reversed(tape.time_order()))
     for first in range(0, T, S):
@@ -185,10 +185,11 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
         backend.lstm_backward_factors(gates[lo:hi, ...], c[lo + prev:hi + prev, ...],
                                       c[lo + cur:hi + cur, ...], alpha[:n_steps, ...],
                                       f_gate[:n_steps, ...])
-        if hold is not None:
+        if hold is not None:    # padded steps: k = 0, alpha = 0, f = f * 0 + 1 = 1 (exact)
             gates[lo:hi, ...] *= valid[lo:hi, ...]
             alpha[:n_steps, ...] *= valid[lo:hi, ...]
-            backend.keep_where(f_gate[:n_steps, ...], one, hold[lo:hi, ...])
+            f_gate[:n_steps, ...] *= valid[lo:hi, ...]
+            f_gate[:n_steps, ...] += padded[lo:hi, ...]
         for t in block:
             if dy is not None:
                 dh += dy[t, ...]
