@@ -11,6 +11,8 @@ import numpy as np
 
 from .base import Backend
 
+_MAX_CACHED = 64      # scratch arrays / gate-scale pairs kept between calls, at most
+
 
 class NumpyBackend(Backend):
     """CPU backend, ``xp = numpy``."""
@@ -27,10 +29,17 @@ class NumpyBackend(Backend):
         return isinstance(a, np.ndarray)
 
     def _workspace(self, slot: str, shape: tuple, dtype) -> np.ndarray:
-        """A scratch array kept between calls, one per (slot, shape, dtype)."""
+        """A scratch array kept between calls, one per (slot, shape, dtype).
+
+        Only used inside one primitive call, so the cache may be dropped between calls: it
+        is, once it holds _MAX_CACHED arrays (a process that sees many batch sizes would
+        otherwise keep one set per size).
+        """
         key = (slot, shape, dtype)
         buf = self._workspaces.get(key)
         if buf is None:
+            if len(self._workspaces) >= _MAX_CACHED:
+                self._workspaces.clear()
             buf = self._workspaces[key] = np.empty(shape, dtype=dtype)
         return buf
 
@@ -44,6 +53,8 @@ class NumpyBackend(Backend):
         """
         key = (shape, dtype)
         if key not in self._gate_affine:
+            if len(self._gate_affine) >= _MAX_CACHED:
+                self._gate_affine.clear()
             H = shape[-1] // 4
             scale = np.full(shape, 0.5, dtype=dtype)
             offset = np.full(shape, 0.5, dtype=dtype)

@@ -5,7 +5,8 @@
     python scripts/ab.py --ref 284d0b8 --configs seed,T100-B16-H128 --rounds 9
 
 REF is checked out into a temporary git worktree. Each round starts one timing process per
-side, alternating sides, so that the machine's drift hits both; a process builds the LSTM of
+side, in alternating order (ref-new, new-ref, ...), so that the machine's drift hits both
+sides alike; a process builds the LSTM of
 a configuration through the public API only (so revisions with different internals compare
 fairly), warms up, and reports the median of a few training steps (forward + backward through
 time) and inference forwards. The table gives the medians over rounds and new / ref ratios
@@ -57,7 +58,8 @@ print(json.dumps({"train": statistics.median(tr), "infer": statistics.median(inf
 
 
 def time_tree(tree: Path, cfg: dict, dtype: str, device: str, steps: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(tree))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(tree), os.environ.get("PYTHONPATH", "")) if p))
     out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg), dtype, device, str(steps)],
                          cwd=tree, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -78,34 +80,44 @@ def main(argv=None) -> int:
     names = config_names(p, args.configs)
     if args.rounds < 1 or args.steps < 1:
         p.error("--rounds and --steps must be at least 1")
-    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.ref],
+    git = ["git", "-C", str(ROOT)]
+    rev = subprocess.run(git + ["rev-parse", "--short", f"{args.ref}^{{commit}}"],
                          capture_output=True, text=True)
     if rev.returncode != 0:
-        p.error(f"--ref {args.ref!r} is not a revision of this repository: {rev.stderr.strip()}")
+        p.error(f"--ref {args.ref!r} is not a commit of this repository: {rev.stderr.strip()}")
+    head = subprocess.run(git + ["rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    new_label = f"{head}{' + uncommitted changes' if dirty else ''}"
     with tempfile.TemporaryDirectory(prefix="lstm-xp-ab-") as tmp:
         ref_tree = Path(tmp) / "ref"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
-                        str(ref_tree), args.ref], check=True)
         try:
-            print(f"# working tree vs {args.ref} ({rev.stdout.strip()}), {args.device}, "
-                  f"{args.dtype}; medians of {args.rounds} rounds x {args.steps} steps")
+            subprocess.run(git + ["worktree", "add", "--detach", "--quiet", str(ref_tree),
+                                  rev.stdout.strip()], check=True)
+            print(f"# working tree ({new_label}) vs {args.ref} ({rev.stdout.strip()}), "
+                  f"{args.device}, {args.dtype}; medians of {args.rounds} rounds x "
+                  f"{args.steps} steps")
             print("| config | train ms new | ref | new / ref | infer ms new | ref | new / ref |")
             print("|---|---|---|---|---|---|---|")
             for name in names:
                 runs = {"new": [], "ref": []}
+                sides = [("ref", ref_tree), ("new", ROOT)]
                 for _ in range(args.rounds):
-                    for side, tree in (("ref", ref_tree), ("new", ROOT)):
+                    for side, tree in sides:
                         runs[side].append(time_tree(tree, CONFIGS[name], args.dtype,
                                                     args.device, args.steps))
+                    sides.reverse()
                 med = {side: {k: statistics.median(r[k] for r in rs) for k in ("train", "infer")}
                        for side, rs in runs.items()}
                 n, r = med["new"], med["ref"]
-                print(f"| {name} | {n['train']:.1f} | {r['train']:.1f} | "
-                      f"{n['train'] / r['train']:.2f} | {n['infer']:.1f} | {r['infer']:.1f} | "
+                print(f"| {name} | {n['train']:.2f} | {r['train']:.2f} | "
+                      f"{n['train'] / r['train']:.2f} | {n['infer']:.2f} | {r['infer']:.2f} | "
                       f"{n['infer'] / r['infer']:.2f} |", flush=True)
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                            str(ref_tree)], check=False)
+            subprocess.run(git + ["worktree", "remove", "--force", str(ref_tree)], check=False,
+                           capture_output=True)
+            subprocess.run(git + ["worktree", "prune"], check=False)
     return 0
 
 

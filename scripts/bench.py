@@ -174,9 +174,11 @@ def peak_step_memory(backend, train_step) -> int:
 
 
 def enable_tf32(backend) -> bool:
-    """Let cuBLAS use TF32 tensor cores for lstm-xp's float32 GEMMs (``cupy.cublas.gemm``
-    calls sgemm, which follows the math mode of CuPy's cuBLAS handle for this device and
-    thread). Returns whether the handle now reports that mode."""
+    """Let cuBLAS use TF32 tensor cores for lstm-xp's float32 GEMMs: ``cupy.cublas.gemm``
+    (sgemm) and ``cupy.matmul`` (gemmEx, the input projection and the peak measurement)
+    both follow the math mode of CuPy's cuBLAS handle for this device and thread. Returns
+    whether the handle now reports that mode; on GPUs older than Ampere it does, but cuBLAS
+    has no TF32 to use there."""
     from cupy_backends.cuda.libs import cublas
 
     handle = backend.xp.cuda.device.get_cublas_handle()
@@ -207,8 +209,9 @@ def main(argv=None) -> int:
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--no-torch", action="store_true", help="time lstm-xp alone")
     p.add_argument("--tf32", action="store_true",
-                   help="GPU, float32: let cuBLAS (lstm-xp and torch) and cuDNN use TF32 tensor "
-                        "cores; default is full FP32 on both sides")
+                   help="GPU (Ampere or newer), float32: let cuBLAS (lstm-xp and torch) and "
+                        "cuDNN use TF32 tensor cores, the GEMM peak included; default is full "
+                        "FP32 on both sides")
     args = p.parse_args(argv)
     if args.tf32 and (args.device != "gpu" or args.dtype != "float32"):
         p.error("--tf32 applies to --device gpu with --dtype float32")

@@ -149,6 +149,22 @@ def test_numpy_backward_factors_of_a_block_match_generic(dtype, rng):
     np.testing.assert_array_equal(out["numpy"][2], acts[..., H:2 * H])    # f kept as is
 
 
+def test_numpy_caches_stay_bounded_over_many_batch_sizes(rng):
+    """Scratch arrays are cached per shape; a process that sees many shapes keeps a bounded
+    number of them, and results do not depend on what the cache held."""
+    from backends.numpy_backend import _MAX_CACHED
+    backend = NumpyBackend()
+    for B in range(1, 3 * _MAX_CACHED):
+        gates, c_prev = cell_inputs(rng, B, 3, "float64")
+        got = run_cell(backend, gates, c_prev, np.ones_like(c_prev), np.zeros_like(c_prev))
+        if B % 50 == 0:
+            want = run_cell(GENERIC, gates, c_prev, np.ones_like(c_prev), np.zeros_like(c_prev))
+            for key in want:
+                np.testing.assert_allclose(got[key], want[key], err_msg=key, **TOL["float64"])
+    assert len(backend._workspaces) <= _MAX_CACHED
+    assert len(backend._gate_affine) <= _MAX_CACHED
+
+
 def test_numpy_cell_backward_refuses_non_contiguous_factors():
     factors = np.zeros((3, 8), np.float32)[:, ::2]
     z = np.zeros((3, 1), np.float32)
