@@ -42,14 +42,20 @@ class LinearAR:
         return inputs @ self.coef[:-1] + self.coef[-1]
 
 
-def series_baselines(values, train, test, period) -> dict:
-    """Test RMSE of each series baseline; ``train``/``test`` are ``data.Windows``."""
-    scores = {"persistence": rmse(persistence(test.inputs), test.targets)}
+def series_forecasts(values, train, test, period) -> dict:
+    """Each series baseline's (N,) forecasts of the test targets; ``train``/``test`` are
+    ``data.Windows`` (linear_ar is fitted on ``train``)."""
+    forecasts = {"persistence": persistence(test.inputs)}
     if period is not None:
-        scores["seasonal_naive"] = rmse(seasonal_naive(values, test.index, period), test.targets)
-    ar = LinearAR().fit(train.inputs, train.targets)
-    scores["linear_ar"] = rmse(ar.predict(test.inputs), test.targets)
-    return scores
+        forecasts["seasonal_naive"] = seasonal_naive(values, test.index, period)
+    forecasts["linear_ar"] = LinearAR().fit(train.inputs, train.targets).predict(test.inputs)
+    return forecasts
+
+
+def series_baselines(values, train, test, period) -> dict:
+    """Test RMSE of each series baseline (see :func:`series_forecasts`)."""
+    return {name: rmse(pred, test.targets)
+            for name, pred in series_forecasts(values, train, test, period).items()}
 
 
 def unigram_bpc(train_ids: np.ndarray, targets: np.ndarray, vocab_size: int) -> float:

@@ -91,6 +91,11 @@ class ForecastTask:
         return bl.series_baselines(self.series.values, self.split["train"], self.split["test"],
                                    self.series.period)
 
+    def baseline_forecasts(self) -> dict:
+        """Each baseline's forecasts of the test targets (what :meth:`baselines` scores)."""
+        return bl.series_forecasts(self.series.values, self.split["train"], self.split["test"],
+                                   self.series.period)
+
     def describe(self) -> dict:
         return {"series": self.series.name, "points": len(self.series.values),
                 "unit": self.series.unit, "window": self.window,

@@ -306,13 +306,12 @@ def _write_figures(cfg, run_dir, task, model, history, baselines) -> None:
     if history:
         plots.loss_curve(history, task.metric, run_dir / "loss_curve.png")
     if cfg.task in SERIES_TASKS:
-        from .baselines import LinearAR, persistence
         test = task.split["test"]
-        ar = LinearAR().fit(task.split["train"].inputs, task.split["train"].targets)
+        baseline = task.baseline_forecasts()
         plots.forecast_vs_actual(
             [task.series.labels[i] for i in test.index], test.targets,
-            {"lstm": task.predict(model, test.inputs), "persistence": persistence(test.inputs),
-             "linear_ar": ar.predict(test.inputs)},
+            {"lstm": task.predict(model, test.inputs), "persistence": baseline["persistence"],
+             "linear_ar": baseline["linear_ar"]},
             f"{cfg.task}: one-step-ahead forecasts on the test span", run_dir / "forecast.png")
     else:
         prime = "def " if set("def ") <= set(task.vocab.chars) else task.vocab.chars[0]
