@@ -83,10 +83,8 @@ def main(argv=None) -> int:
                 max_chars=args.max_chars, seed=args.seed, on_nonfinite=args.on_nonfinite)
             out = Path(args.out or f"runs/{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
             result = train(cfg, out, progress=progress)
-    except BackendUnavailableError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except (BackendUnavailableError, CheckpointError, FileNotFoundError, FileExistsError,
+            ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
