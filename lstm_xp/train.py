@@ -244,8 +244,10 @@ def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir)
         # the step's own arrays (gradients, carried state) are checked here, as one verdict
         # on the loss and the gradient norm, not by the input checks of each layer call
         with finite_checks(False):
-            value = float(task.train_step(model, x, target))
-        norm = float(global_grad_norm(layers))
+            loss = task.train_step(model, x, target)
+        xp = model.backend.xp                # loss and gradient norm in one transfer
+        value, norm = (float(v) for v in model.backend.to_numpy(
+            xp.stack([loss, global_grad_norm(layers)])))
         if not (math.isfinite(value) and math.isfinite(norm)):
             if cfg.on_nonfinite == "stop":
                 if bar is not None:
