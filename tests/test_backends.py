@@ -10,6 +10,7 @@ import pytest
 import backends
 from backends import Backend, BackendUnavailableError, get_backend
 from backends.numpy_backend import NumpyBackend
+from cases import GATE_FORMS, numpy_backend
 from lstm_xp import LSTM, Adam, CrossEntropyLoss, Linear, MSELoss, clip_grad_norm
 
 
@@ -116,14 +117,15 @@ def naive_cell_gradients(acts, c_prev, c, dh, dc):
     return da, dc_t * f
 
 
+@pytest.mark.parametrize("form", GATE_FORMS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("B,H", [(1, 1), (3, 5), (16, 64)])
-def test_numpy_cell_matches_generic(dtype, B, H, rng):
+def test_numpy_cell_matches_generic(dtype, B, H, form, rng):
     gates, c_prev = cell_inputs(rng, B, H, dtype)
     dh = rng.standard_normal((B, H)).astype(dtype)
     dc = rng.standard_normal((B, H)).astype(dtype)
     want = run_cell(GENERIC, gates, c_prev, dh, dc)
-    got = run_cell(get_backend("cpu"), gates, c_prev, dh, dc)
+    got = run_cell(numpy_backend(form), gates, c_prev, dh, dc)
     for key in want:
         assert got[key].dtype == np.dtype(dtype), key
         np.testing.assert_allclose(got[key], want[key], err_msg=key, **TOL[dtype])
@@ -131,6 +133,23 @@ def test_numpy_cell_matches_generic(dtype, B, H, rng):
     da, dc_prev = naive_cell_gradients(want["acts"], c_prev, want["c"], dh, dc)
     np.testing.assert_allclose(want["da"], da, **TOL[dtype])
     np.testing.assert_allclose(want["dc_prev"], dc_prev, **TOL[dtype])
+
+
+def test_numpy_gate_form_follows_the_size_of_the_batch_only(rng):
+    """The shared CPU backend uses the tanh form below exp_form_min_size gate entries and the
+    exp form from there on (bit for bit what each form gives), whatever the values."""
+    cpu = get_backend("cpu")
+    H = 8
+    B_exp = cpu.exp_form_min_size // (4 * H)
+    for B, form in ((B_exp - 1, "tanh"), (B_exp, "exp")):
+        gates, c_prev = cell_inputs(rng, B, H, "float32")
+        zeros = np.zeros_like(c_prev)
+        got = run_cell(cpu, gates, c_prev, zeros, zeros)
+        want = run_cell(numpy_backend(form), gates, c_prev, zeros, zeros)
+        other = run_cell(numpy_backend({"tanh": "exp", "exp": "tanh"}[form]), gates, c_prev,
+                         zeros, zeros)
+        np.testing.assert_array_equal(got["h"], want["h"])
+        assert not np.array_equal(got["acts"], other["acts"])    # the forms differ in bits
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -192,11 +211,11 @@ def test_numpy_matmul_primitives_match_generic(dtype, rng):
 
 
 def test_sigmoid_and_tanh_do_not_overflow(rng):
-    """Pre-activations of +-1e4 give exact saturation and no warnings, on both paths."""
+    """Pre-activations of +-1e4 give exact saturation and no warnings, on every path."""
     for dtype in ("float32", "float64"):
         gates = np.array([[1e4, -1e4, 1e4, -1e4], [-1e4, 1e4, -1e4, 1e4]], dtype=dtype)
         c_prev = np.ones((2, 1), dtype)
-        for backend in (GENERIC, get_backend("cpu")):
+        for backend in (GENERIC, numpy_backend("tanh"), numpy_backend("exp")):
             g = gates.copy()
             c, h = np.empty_like(c_prev), np.empty_like(c_prev)
             with np.errstate(all="raise"):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cases import GRID, make_problem, numeric_gradient, weighted_loss
+from cases import GATE_FORMS, GRID, make_problem, numeric_gradient, numpy_backend, weighted_loss
 from lstm_xp import LSTM
 
 
@@ -12,11 +12,13 @@ def assert_close(name, analytic, numeric):
                                err_msg=f"gradient of {name}")
 
 
+@pytest.mark.parametrize("form", GATE_FORMS)
 @pytest.mark.parametrize("case", GRID, ids=str)
-def test_every_gradient_matches_finite_differences(case, rng):
+def test_every_gradient_matches_finite_differences(case, form, rng):
     T, I, H = 4, 3, 3
     lstm = LSTM(I, H, num_layers=case.layers, bidirectional=case.bidirectional,
-                batch_first=case.batch_first, dtype="float64", seed=7)
+                batch_first=case.batch_first, dtype="float64", seed=7,
+                device=numpy_backend(form))
     x, state, dy, dh, dc = make_problem(case, rng, T, I, H)
 
     def loss():

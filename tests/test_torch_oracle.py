@@ -6,16 +6,17 @@ CI installs torch and sets LSTM_XP_REQUIRE_TORCH=1, so these never skip there.
 import numpy as np
 import pytest
 
-from cases import GRID, make_problem
+from cases import GATE_FORMS, GRID, make_problem, numpy_backend
 from lstm_xp import LSTM, SGD, Adam, CrossEntropyLoss, Linear, MSELoss, clip_grad_norm
 
 
-def twins(torch, case, I, H, dtype: str):
-    """A torch.nn.LSTM and our LSTM for ``case``, ours loaded with torch's weights by name."""
+def twins(torch, case, I, H, dtype: str, form: str = "tanh"):
+    """A torch.nn.LSTM and our LSTM for ``case`` (NumPy, gate form ``form``), ours loaded
+    with torch's weights by name."""
     ref = torch.nn.LSTM(I, H, num_layers=case.layers, bidirectional=case.bidirectional,
                         batch_first=case.batch_first, dtype=getattr(torch, dtype))
     ours = LSTM(I, H, num_layers=case.layers, bidirectional=case.bidirectional,
-                batch_first=case.batch_first, dtype=dtype)
+                batch_first=case.batch_first, dtype=dtype, device=numpy_backend(form))
     ours.load_params({k: v.detach().numpy() for k, v in ref.state_dict().items()})
     return ref, ours
 
@@ -41,11 +42,12 @@ def torch_run(torch, ref, x, state, dy, dh, dc):
     return {k: v.detach().numpy() for k, v in out.items()}
 
 
+@pytest.mark.parametrize("form", GATE_FORMS)
 @pytest.mark.parametrize("case", GRID, ids=str)
-def test_float64_matches_torch_to_1e10(torch, case, rng):
+def test_float64_matches_torch_to_1e10(torch, case, form, rng):
     T, I, H = 7, 5, 6
     torch.manual_seed(0)
-    ref, ours = twins(torch, case, I, H, "float64")
+    ref, ours = twins(torch, case, I, H, "float64", form)
     x, state, dy, dh, dc = make_problem(case, rng, T, I, H)
 
     want = torch_run(torch, ref, x, state, dy, dh, dc)
@@ -62,11 +64,12 @@ def test_float64_matches_torch_to_1e10(torch, case, rng):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-10, atol=1e-13, err_msg=key)
 
 
+@pytest.mark.parametrize("form", GATE_FORMS)
 @pytest.mark.parametrize("case", [GRID[2], GRID[8]], ids=str)
-def test_float32_matches_torch(torch, case, rng):
+def test_float32_matches_torch(torch, case, form, rng):
     T, I, H = 9, 4, 8
     torch.manual_seed(1)
-    ref, ours = twins(torch, case, I, H, "float32")
+    ref, ours = twins(torch, case, I, H, "float32", form)
     x, state, dy, dh, dc = (None if a is None else
                             (tuple(s.astype(np.float32) for s in a) if isinstance(a, tuple)
                              else a.astype(np.float32))
