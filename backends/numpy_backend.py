@@ -84,10 +84,12 @@ class NumpyBackend(Backend):
         if gates.size >= self.exp_form_min_size:
             s, m, u = self._gate_constants("exp", gates.shape, gates.dtype)
             np.multiply(gates, s, out=gates)
+            # exp overflows to inf where s a > log(max float), and m / inf = 0 is the exact
+            # limit; just below that band m / (1 + exp(s a)) is subnormal: neither may warn
             with np.errstate(over="ignore", under="ignore"):
-                np.exp(gates, out=gates)            # inf where s a > log(max): m / inf = 0
-            np.add(gates, 1, out=gates)
-            np.divide(m, gates, out=gates)
+                np.exp(gates, out=gates)
+                np.add(gates, 1, out=gates)
+                np.divide(m, gates, out=gates)
             np.add(gates, u, out=gates)
         else:
             s, u = self._gate_constants("tanh", gates.shape, gates.dtype)

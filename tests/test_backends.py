@@ -222,6 +222,16 @@ def test_sigmoid_and_tanh_do_not_overflow(rng):
                 backend.lstm_cell_forward(g, c_prev, c, h)
             np.testing.assert_array_equal(g, [[1, 0, 1, 0], [0, 1, -1, 1]])
             assert np.all(np.isfinite(c)) and np.all(np.isfinite(h))
+    # the exp form's band just short of exp's overflow, where sigma is subnormal: no warning
+    for dtype, a in (("float32", -88.0), ("float64", -709.5)):
+        gates = np.array([[a, a, a / 2, a]], dtype=dtype)
+        c_prev = np.ones((1, 1), dtype)
+        c, h = np.empty_like(c_prev), np.empty_like(c_prev)
+        with np.errstate(all="raise"):
+            numpy_backend("exp").lstm_cell_forward(gates, c_prev, c, h)
+        sigmas = gates[0, [0, 1, 3]]
+        assert np.all((sigmas > 0) & (sigmas < np.finfo(dtype).tiny))    # subnormal, not 0
+        assert gates[0, 2] == -1
 
 
 # ------------------------------------------------------ the seam, proven on CPU
