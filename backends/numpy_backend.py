@@ -11,7 +11,7 @@ import numpy as np
 
 from .base import Backend
 
-_MAX_CACHED = 64      # scratch arrays / gate-scale pairs kept between calls, at most
+_MAX_CACHED = 64      # scratch arrays / gate-constant sets kept between calls, at most
 
 
 class NumpyBackend(Backend):
@@ -21,6 +21,7 @@ class NumpyBackend(Backend):
         super().__init__("cpu", np)
         self._workspaces: dict = {}
         self._gate_affine: dict = {}
+        self.exp_form_min_size = dict(self.EXP_FORM_MIN_SIZE)
 
     def asarray(self, a, dtype=None, copy=None):
         return np.asarray(a, dtype=dtype, copy=copy)
@@ -50,13 +51,21 @@ class NumpyBackend(Backend):
     #   exp form:   act = m / (1 + exp(s a)) + u
     #               s = -1, m = 1, u = 0 on i f o;  s = -2, m = 2, u = -1 on g
     #               (tanh(a) = 2 sigma(2a) - 1), 5 passes.
-    # NumPy's exp is about twice as fast as its tanh per value (float32 and float64), so the
-    # exp form is faster from a few thousand entries on (0.7-0.8x the cell's time at
-    # B*4H >= 8192, float32); below that its fixed costs (one more call, and the errstate
-    # that keeps exp's overflow to inf, the exact limit, from warning) win, and the tanh
-    # form is used. The two agree to a few units in the last place; which one ran depends on
-    # the batch's size only, never on its values.
-    exp_form_min_size = 4096        # gate entries (B * 4H) from which the exp form is used
+    # NumPy's exp is about twice as fast as its tanh per value, so the exp form is faster
+    # on large arrays (0.7-0.8x the cell's time at B*4H >= 8192 in float32, 0.6-0.7x in
+    # float64); on small ones its fixed costs win (one more call, and an errstate of 1.5-3 us
+    # that keeps exp's overflow to inf, the exact limit, from warning). Which form runs
+    # depends on the dtype and the gates' size B*4H only, never on the values; a sample's
+    # bits can therefore differ slightly between batch sizes.
+    # Accuracy: both are within about 1.5 ulp of 1.0 (absolute) of the exact activations.
+    # The exp form's sigmoids are also accurate relative to their size (down to subnormal
+    # values; the tanh form's bottom out near 1e-8 in float32), while its g = 2 sigma(2a) - 1
+    # loses relative accuracy for |g| << 1 (absolute error still ~eps). Both are covered by
+    # the gradient and PyTorch checks (tests/cases.numpy_backend forces either form).
+    # Gate entries (B * 4H) from which the exp form is used (an instance's own copy in
+    # ``exp_form_min_size``); the measured break-even on a 2-vCPU EPYC was about 3,000 in
+    # float32 and 500 in float64 (BENCHMARKS.md).
+    EXP_FORM_MIN_SIZE = {"float32": 4096, "float64": 1024}
 
     # each form's constants: (value on i f o, value on g)
     _gate_forms = {"tanh": {"s": (0.5, 1.0), "u": (0.5, 0.0)},
@@ -67,25 +76,28 @@ class NumpyBackend(Backend):
         (B, 4H). Full arrays rather than (4H,) rows: NumPy's broadcasting loop is about 2x
         slower than the same-shape one here."""
         key = (form, shape, dtype)
-        if key not in self._gate_affine:
+        constants = self._gate_affine.get(key)
+        if constants is None:
             if len(self._gate_affine) >= _MAX_CACHED:
                 self._gate_affine.clear()
             H = shape[-1] // 4
-            constants = []
+            arrays = []
             for on_sigmoid, on_tanh in self._gate_forms[form].values():
                 k = np.full(shape, on_sigmoid, dtype=dtype)
                 k[..., 2 * H:3 * H] = on_tanh
-                constants.append(k)
-            self._gate_affine[key] = tuple(constants)
-        return self._gate_affine[key]
+                arrays.append(k)
+            constants = self._gate_affine[key] = tuple(arrays)
+        return constants
 
     def _activate_gates(self, gates) -> None:
         """In place: pre-activations (B, 4H) -> activations [i f g o], in the form above."""
-        if gates.size >= self.exp_form_min_size:
+        if gates.size >= self.exp_form_min_size[gates.dtype.name]:
             s, m, u = self._gate_constants("exp", gates.shape, gates.dtype)
             np.multiply(gates, s, out=gates)
             # exp overflows to inf where s a > log(max float), and m / inf = 0 is the exact
-            # limit; just below that band m / (1 + exp(s a)) is subnormal: neither may warn
+            # limit; just below that band m / (1 + exp(s a)) is subnormal: neither warns here.
+            # (Later products with such tiny gates may underflow, as in any float code;
+            # NumPy ignores underflow by default and lstm-xp treats it as harmless.)
             with np.errstate(over="ignore", under="ignore"):
                 np.exp(gates, out=gates)
                 np.add(gates, 1, out=gates)

@@ -101,5 +101,6 @@ GATE_FORMS = ("tanh", "exp")
 def numpy_backend(form: str) -> NumpyBackend:
     """A NumPy backend that uses gate form ``form`` ("tanh" or "exp") at every size."""
     backend = NumpyBackend()
-    backend.exp_form_min_size = {"tanh": float("inf"), "exp": 0}[form]
+    size = {"tanh": float("inf"), "exp": 0}[form]
+    backend.exp_form_min_size = {"float32": size, "float64": size}
     return backend

@@ -135,20 +135,22 @@ def test_numpy_cell_matches_generic(dtype, B, H, form, rng):
     np.testing.assert_allclose(want["dc_prev"], dc_prev, **TOL[dtype])
 
 
-def test_numpy_gate_form_follows_the_size_of_the_batch_only(rng):
-    """The shared CPU backend uses the tanh form below exp_form_min_size gate entries and the
-    exp form from there on (bit for bit what each form gives), whatever the values."""
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_gate_form_follows_the_size_of_the_gates_only(dtype, rng):
+    """The shared CPU backend uses the tanh form below exp_form_min_size gate entries (B*4H)
+    and the exp form from there on (bit for bit what each form gives), whatever the values."""
     cpu = get_backend("cpu")
     H = 8
-    B_exp = cpu.exp_form_min_size // (4 * H)
+    B_exp = cpu.exp_form_min_size[dtype] // (4 * H)
     for B, form in ((B_exp - 1, "tanh"), (B_exp, "exp")):
-        gates, c_prev = cell_inputs(rng, B, H, "float32")
+        gates, c_prev = cell_inputs(rng, B, H, dtype)
         zeros = np.zeros_like(c_prev)
         got = run_cell(cpu, gates, c_prev, zeros, zeros)
         want = run_cell(numpy_backend(form), gates, c_prev, zeros, zeros)
         other = run_cell(numpy_backend({"tanh": "exp", "exp": "tanh"}[form]), gates, c_prev,
                          zeros, zeros)
-        np.testing.assert_array_equal(got["h"], want["h"])
+        for key in ("acts", "h"):
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
         assert not np.array_equal(got["acts"], other["acts"])    # the forms differ in bits
 
 
@@ -168,11 +170,12 @@ def test_numpy_backward_factors_of_a_block_match_generic(dtype, rng):
     np.testing.assert_array_equal(out["numpy"][2], acts[..., H:2 * H])    # f kept as is
 
 
-def test_numpy_caches_stay_bounded_over_many_batch_sizes(rng):
+@pytest.mark.parametrize("form", GATE_FORMS)
+def test_numpy_caches_stay_bounded_over_many_batch_sizes(form, rng):
     """Scratch arrays are cached per shape; a process that sees many shapes keeps a bounded
     number of them, and results do not depend on what the cache held."""
     from backends.numpy_backend import _MAX_CACHED
-    backend = NumpyBackend()
+    backend = numpy_backend(form)
     for B in range(1, 3 * _MAX_CACHED):
         gates, c_prev = cell_inputs(rng, B, 3, "float64")
         got = run_cell(backend, gates, c_prev, np.ones_like(c_prev), np.zeros_like(c_prev))
@@ -222,16 +225,21 @@ def test_sigmoid_and_tanh_do_not_overflow(rng):
                 backend.lstm_cell_forward(g, c_prev, c, h)
             np.testing.assert_array_equal(g, [[1, 0, 1, 0], [0, 1, -1, 1]])
             assert np.all(np.isfinite(c)) and np.all(np.isfinite(h))
-    # the exp form's band just short of exp's overflow, where sigma is subnormal: no warning
+    # the exp form's band just short of exp's overflow, where sigma is subnormal: still no
+    # overflow, invalid or divide warning, forward or backward (underflow is harmless: the
+    # products of such tiny gates with the state may underflow, as in any float code)
     for dtype, a in (("float32", -88.0), ("float64", -709.5)):
         gates = np.array([[a, a, a / 2, a]], dtype=dtype)
-        c_prev = np.ones((1, 1), dtype)
+        c_prev = np.full((1, 1), 0.3, dtype)
         c, h = np.empty_like(c_prev), np.empty_like(c_prev)
-        with np.errstate(all="raise"):
+        alpha, f = np.empty_like(c), np.empty_like(c)
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
             numpy_backend("exp").lstm_cell_forward(gates, c_prev, c, h)
-        sigmas = gates[0, [0, 1, 3]]
+            sigmas = gates[0, [0, 1, 3]].copy()
+            numpy_backend("exp").lstm_backward_factors(gates[None], c_prev[None], c[None],
+                                                       alpha[None], f[None])
         assert np.all((sigmas > 0) & (sigmas < np.finfo(dtype).tiny))    # subnormal, not 0
-        assert gates[0, 2] == -1
+        assert np.all(np.isfinite(gates)) and np.isfinite(alpha).all() and np.isfinite(h).all()
 
 
 # ------------------------------------------------------ the seam, proven on CPU

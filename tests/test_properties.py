@@ -8,6 +8,7 @@ hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is in the test
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 import naive_lstm  # noqa: E402
+from cases import GATE_FORMS, numpy_backend  # noqa: E402
 from lstm_xp import LSTM  # noqa: E402
 
 TOL = {"float32": dict(rtol=2e-4, atol=2e-5), "float64": dict(rtol=1e-10, atol=1e-12)}
@@ -22,6 +23,7 @@ def problems(draw):
                seed=draw(st.integers(0, 2**31 - 1)), scale=draw(st.sampled_from([0.1, 1.0, 30.0])))
     cfg["lengths"] = draw(st.none() | st.lists(st.integers(1, T), min_size=B, max_size=B))
     cfg["state"] = draw(st.booleans())
+    cfg["form"] = draw(st.sampled_from(GATE_FORMS))      # the NumPy backend's gate form
     return cfg
 
 
@@ -32,7 +34,7 @@ def test_forward_backward_agree_with_naive_reference(p):
     rng = np.random.default_rng(p["seed"])
     dtype = p["dtype"]
     lstm = LSTM(I, H, num_layers=L, bidirectional=p["bi"], batch_first=p["bf"], dtype=dtype,
-                seed=p["seed"])
+                seed=p["seed"], device=numpy_backend(p["form"]))
     x64 = rng.standard_normal((T, B, I)) * p["scale"]
     h0 = rng.standard_normal((L * D, B, H)) * 0.5
     c0 = rng.standard_normal((L * D, B, H)) * 0.5
@@ -75,12 +77,15 @@ def _tol(dtype, scale):
     return dict(rtol=t["rtol"], atol=t["atol"] * scale)
 
 
+@pytest.mark.parametrize("form", GATE_FORMS)
 @settings(max_examples=30, deadline=None)
 @given(st.sampled_from(["float32", "float64"]), st.floats(-1e4, 1e4), st.integers(0, 1000))
-def test_huge_inputs_saturate_without_overflow(dtype, magnitude, seed):
-    """Inputs of up to +-1e4 give finite outputs and gradients and no floating-point warnings."""
+def test_huge_inputs_saturate_without_overflow(form, dtype, magnitude, seed):
+    """Inputs of up to +-1e4 give finite outputs and gradients and no floating-point warnings,
+    in either of the NumPy backend's gate forms."""
     rng = np.random.default_rng(seed)
-    lstm = LSTM(3, 4, num_layers=2, bidirectional=True, dtype=dtype, seed=seed)
+    lstm = LSTM(3, 4, num_layers=2, bidirectional=True, dtype=dtype, seed=seed,
+                device=numpy_backend(form))
     x = (np.sign(rng.standard_normal((5, 2, 3))) * magnitude).astype(dtype)
     with np.errstate(over="raise", invalid="raise", divide="raise"):   # underflow is harmless
         y, (h, c) = lstm.forward(x)
