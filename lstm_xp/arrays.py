@@ -104,6 +104,7 @@ def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False, owner
         raise ValueError(f"{name} must have {allowed} dimensions, got shape {tuple(a.shape)}")
     return backend.asarray(a, dtype=dtype, copy=True if copy else None)
 
+
 def check_shape(name: str, a, expected: tuple, meaning: str = "") -> None:
     """Raise ValueError unless ``a.shape == expected``; ``meaning`` spells out the axes."""
     if tuple(a.shape) != tuple(expected):
