@@ -14,12 +14,17 @@ from __future__ import annotations
 from typing import Callable
 
 from .base import FLOAT_DTYPES, Backend, BackendUnavailableError
+from .install import install_command
 
-__all__ = ["Backend", "BackendUnavailableError", "FLOAT_DTYPES", "get_backend",
-           "backend_of", "register_backend", "device_names"]
+__all__ = ["Backend", "BackendUnavailableError", "FLOAT_DTYPES", "DEVICES", "get_backend",
+           "backend_of", "register_backend", "device_names", "install_command"]
 
-_INSTALL_HINT = ("install CuPy for your CUDA version: pip install 'lstm-xp[cuda12]' "
-                 "or 'lstm-xp[cuda13]'")
+DEVICES = ("cpu", "gpu", "auto")     # what command lines offer; device_names() adds aliases
+
+
+def _install_hint() -> str:
+    return (f"install CuPy for your CUDA version: {install_command('cuda12')} (CUDA 12) "
+            f"or {install_command('cuda13')} (CUDA 13)")
 
 
 def _make_numpy() -> Backend:
@@ -32,11 +37,11 @@ def _make_cupy() -> Backend:
         import cupy
     except ImportError as err:
         raise BackendUnavailableError(
-            f"device 'gpu' needs CuPy, which is not installed ({err}); {_INSTALL_HINT}") from None
+            f"device 'gpu' needs CuPy, which is not installed ({err}); {_install_hint()}") from None
     except Exception as err:  # a broken install can fail with other errors
         raise BackendUnavailableError(
             f"device 'gpu': CuPy is installed but cannot be imported ({err}); "
-            f"{_INSTALL_HINT}") from None
+            f"{_install_hint()}") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # CUDA driver missing or broken: CuPy raises its own types
@@ -54,7 +59,7 @@ def _make_cupy() -> Backend:
         raise BackendUnavailableError(
             f"device 'gpu': a CUDA device is visible but the GPU path cannot start "
             f"({type(err).__name__}: {err}); CuPy 14 needs the CUDA libraries cuBLAS and "
-            f"NVRTC, which its [ctk] extra installs: {_INSTALL_HINT}") from None
+            f"NVRTC, which its [ctk] extra installs: {_install_hint()}") from None
 
 
 _FACTORIES: dict[str, Callable[[], Backend]] = {"cpu": _make_numpy, "gpu": _make_cupy}

@@ -7,12 +7,15 @@ sources and licences), the text is read from the running interpreter's standard 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .options import ConfigError
 
 DATASETS = Path(__file__).with_name("datasets")
 
@@ -156,7 +159,7 @@ def stdlib_text(max_chars: int = 200_000) -> tuple[str, str]:
     for name in STDLIB_TEXT_FILES:
         path = root / name
         if path.is_file():
-            parts.append(path.read_text(encoding="utf-8", errors="replace"))
+            parts.append(path.read_text(encoding="utf-8"))
             used.append(name)
         if sum(len(p) for p in parts) >= max_chars:
             break
@@ -166,12 +169,45 @@ def stdlib_text(max_chars: int = 200_000) -> tuple[str, str]:
     return "".join(parts)[:max_chars], f"Python stdlib ({root}): {', '.join(used)}"
 
 
-def read_text(path, max_chars: int | None = None) -> tuple[str, str]:
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+def check_encoding(encoding) -> None:
+    """ConfigError unless ``encoding`` names a text encoding Python knows."""
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ConfigError("encoding", "{name} must be a text encoding Python knows (such as "
+                          "'utf-8' or 'latin-1'), got {got!r}", got=encoding) from None
+
+
+def read_text(path, max_chars: int | None = None, encoding: str = "utf-8") -> tuple[str, str]:
+    """The text of the file at ``path`` (at most ``max_chars`` characters), and ``path``.
+
+    The file is decoded strictly: a directory, a binary file (one holding a NUL byte) or
+    bytes that are not valid ``encoding`` raise a ConfigError naming the file (and the
+    byte offset), never a text with replacement characters in it.
+    """
+    check_encoding(encoding)
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError("text", "{name} {path}: is a directory; pass a text file",
+                          path=str(path))
+    data = path.read_bytes()          # a missing or unreadable file raises its OSError
+    nul = data.find(b"\0")
+    if nul >= 0 and "16" not in encoding and "32" not in encoding:
+        raise ConfigError("text", "{name} {path}: looks like a binary file (a NUL byte at "
+                          "byte offset {offset}), not text", path=str(path), offset=nul)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise ConfigError("text", "{name} {path}: is not valid {encoding} (byte "
+                          "{byte} at byte offset {offset}); if the file uses another "
+                          "encoding, pass it with {opt[encoding]}", path=str(path),
+                          encoding=encoding, byte=data[err.start:err.start + 1],
+                          offset=err.start) from None
     if max_chars:
         text = text[:max_chars]
     if len(text) < 100:
-        raise ValueError(f"--text {path}: needs at least 100 characters, found {len(text)}")
+        raise ConfigError("text", "{name} {path}: needs at least 100 characters, found {n}",
+                          path=str(path), n=len(text))
     return text, str(path)
 
 

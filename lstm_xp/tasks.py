@@ -1,33 +1,40 @@
 """Training tasks: what to learn, how to batch it, how to score it against baselines.
 
-Two kinds, one protocol (used by ``lstm_xp.train``):
+Two kinds, one protocol. ``lstm_xp.train`` asks the task for everything that differs
+between kinds and never branches on which task it runs:
 
-    task.metric                        "rmse" (series units) or "bpc" (bits per character)
+    Task.defaults(name)                per-task defaults of TrainConfig fields
+    Task.options                       TrainConfig fields only this kind takes
+    Task.validate(cfg)                 checks (and normalises) those fields
+    Task.from_config(cfg)              the task, data loaded
+    task.metric, task.train_loss       what is scored, and what "train loss" measures
     task.build_model(cfg)              a fresh model for this task
     task.steps_per_epoch(cfg)
     task.batches(rng, cfg)             an epoch of (x, target) host arrays, shuffled by rng
     task.train_step(model, x, target)  forward + loss + backward; returns the loss (device 0-d)
+    task.reset_state()                 forget state carried between steps (after a bad step)
     task.evaluate(model, split)        the metric on "train" | "val" | "test"
     task.baselines()                   {name: metric on the same test points}
-    task.describe()                    facts about the data for metrics.json
+    task.summary_line(), task.describe()   one line for people; facts for metrics.json
+    task.write_outputs(model, run_dir, scores, figures)   forecast.png / samples.txt
+    Task.predict_options, task.predict_text(model, **options)   what scripts/predict.py does
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import math
 
 import numpy as np
 
 from . import baselines as bl
-from .data import (DeltaScaler, Vocabulary, load_series, make_windows, one_hot, read_text,
-                   stdlib_text, time_split)
+from .data import (DeltaScaler, Vocabulary, check_encoding, load_series, make_windows, one_hot,
+                   read_text, stdlib_text, time_split)
 from .losses import CrossEntropyLoss, MSELoss
 from .models import CharModel, SeriesForecaster
+from .options import ConfigError, positive_int_option, require
 from .stream import CarriedState
-
-SERIES_TASKS = ("seed", "sunspots", "co2")
-TASKS = SERIES_TASKS + ("chars",)
 
 
 class ForecastTask:
@@ -39,6 +46,28 @@ class ForecastTask:
     """
 
     metric = "rmse"
+    train_loss = "MSE of the scaled one-step change"
+    options = ("window",)
+    # chosen on the validation split (never on test): see README "Results"
+    DEFAULTS = {
+        "seed": dict(epochs=50, batch_size=32, hidden_size=32, lr=2e-3, window=32),
+        "sunspots": dict(epochs=60, batch_size=16, hidden_size=32, lr=5e-3, window=24),
+        "co2": dict(epochs=80, batch_size=16, hidden_size=32, lr=5e-3, window=36),
+    }
+    # name -> (type, default, help) of scripts/predict.py's options for this kind
+    predict_options = {"steps": (int, 10, "values to forecast past the end of the series")}
+
+    @classmethod
+    def defaults(cls, name: str) -> dict:
+        return dict(cls.DEFAULTS[name])
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        cfg.window = positive_int_option("window", cfg.window)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(cfg.task, cfg.window)
 
     def __init__(self, name: str, window: int, fractions=(0.7, 0.15, 0.15)):
         self.series = load_series(name)
@@ -77,6 +106,9 @@ class ForecastTask:
         model.backward(self.loss.backward())
         return value
 
+    def reset_state(self) -> None:
+        """Nothing to forget: every window is forecast from a zero state."""
+
     def predict(self, model, inputs: np.ndarray) -> np.ndarray:
         """(N, W) raw windows -> (N,) one-step forecasts in the series' units."""
         dtype = model.lstm.dtype_name
@@ -95,6 +127,40 @@ class ForecastTask:
         """Each baseline's forecasts of the test targets (what :meth:`baselines` scores)."""
         return bl.series_forecasts(self.series.values, self.split["train"], self.split["test"],
                                    self.series.period)
+
+    def forecast(self, model, steps: int) -> np.ndarray:
+        """(steps,) values past the end of the series, one step at a time, each forecast fed
+        back as the newest input (errors compound with the horizon)."""
+        steps = positive_int_option("steps", steps)
+        history = list(self.series.values[-self.window:])
+        for _ in range(steps):
+            history.append(float(self.predict(model, np.array([history[-self.window:]]))[0]))
+        return np.array(history[self.window:])
+
+    def predict_text(self, model, steps: int = 10) -> str:
+        values = self.forecast(model, steps)
+        lines = [f"# {self.series.name}: forecasts after the last value "
+                 f"({self.series.labels[-1]}, {self.series.values[-1]:g})"]
+        lines += [f"t+{k}\t{v:.6g}" for k, v in enumerate(values, 1)]
+        return "\n".join(lines)
+
+    def summary_line(self) -> str:
+        return (f"{len(self.series.values)} values, window {self.window}, train/val/test "
+                f"examples {'/'.join(str(len(self.split[p])) for p in ('train', 'val', 'test'))}")
+
+    def write_outputs(self, model, run_dir, scores: dict, figures: bool) -> list:
+        """forecast.png: one-step forecasts of the LSTM and every baseline over the test span."""
+        if not figures:
+            return []
+        from . import plots
+        test = self.split["test"]
+        forecasts = {"lstm": self.predict(model, test.inputs), **self.baseline_forecasts()}
+        plots.forecast_vs_actual(
+            [self.series.labels[i] for i in test.index], test.targets, forecasts,
+            {name: scores[name] for name in forecasts},
+            f"{self.series.name}: one-step-ahead forecasts on the test span",
+            self.series.unit or "value", run_dir / "forecast.png")
+        return ["forecast.png"]
 
     def describe(self) -> dict:
         return {"series": self.series.name, "points": len(self.series.values),
@@ -118,8 +184,36 @@ class CharTask:
     """
 
     metric = "bpc"
+    train_loss = "cross-entropy in nats per character"
+    options = ("seq_len", "batches_per_epoch", "bptt", "text", "encoding", "max_chars")
+    DEFAULTS = {"chars": dict(epochs=10, batch_size=32, hidden_size=128, lr=5e-3, seq_len=64,
+                              batches_per_epoch=100, max_chars=200_000, encoding="utf-8")}
+    predict_options = {
+        "length": (int, 300, "characters to sample"),
+        "prime": (str, "def ", "text to start from"),
+        "temperature": (float, 0.8, "sampling temperature (> 0)"),
+        "seed": (int, 0, "seeds the sampling"),
+    }
     eval_streams = 16
     eval_chunk = 256
+
+    @classmethod
+    def defaults(cls, name: str) -> dict:
+        return dict(cls.DEFAULTS[name])
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        for name in ("seq_len", "batches_per_epoch", "max_chars"):
+            setattr(cfg, name, positive_int_option(name, getattr(cfg, name)))
+        if cfg.bptt is not None:
+            cfg.bptt = positive_int_option("bptt", cfg.bptt)
+        require(cfg.text is None or isinstance(cfg.text, str), "text",
+                "a path to a text file, or None", cfg.text)
+        check_encoding(cfg.encoding)
+        if cfg.text is None and codecs.lookup(cfg.encoding).name != "utf-8":
+            raise ConfigError("encoding", "{name} is the encoding of the file given with "
+                              "{opt[text]}; without one the text is the Python stdlib "
+                              "sources, which are UTF-8")
 
     def __init__(self, text: str, source: str, seq_len: int, bptt: int | None = None,
                  fractions=(0.8, 0.1, 0.1)):
@@ -140,7 +234,7 @@ class CharTask:
 
     @classmethod
     def from_config(cls, cfg):
-        text, source = (read_text(cfg.text, cfg.max_chars) if cfg.text
+        text, source = (read_text(cfg.text, cfg.max_chars, cfg.encoding) if cfg.text
                         else stdlib_text(cfg.max_chars))
         return cls(text, source, cfg.seq_len, cfg.bptt)
 
@@ -189,6 +283,10 @@ class CharTask:
         model.backward(self.loss.backward())
         return value
 
+    def reset_state(self) -> None:
+        """Drop the carried stream state (a poisoned state would spread to later chunks)."""
+        self.carry.reset()
+
     def _streams(self, split: str) -> np.ndarray:
         ids = self.ids[split]
         n = len(ids) // self.eval_streams
@@ -216,13 +314,15 @@ class CharTask:
 
     def sample(self, model, prime: str, length: int, temperature: float, rng) -> str:
         """``prime`` followed by ``length`` characters drawn from the model."""
-        if not prime:
-            raise ValueError("prime must hold at least one character")
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
-                and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
-        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise ValueError(f"length must be an integer >= 0, got {length!r}")
+        require(isinstance(prime, str) and len(prime) > 0, "prime",
+                "at least one character", prime)
+        unknown = sorted(set(prime) - set(self.vocab.chars))
+        require(not unknown, "prime", f"made of the model's characters (it has no "
+                f"{''.join(unknown[:10])!r})", prime)
+        require(isinstance(temperature, (int, float)) and math.isfinite(temperature)
+                and temperature > 0, "temperature", "a finite number > 0", temperature)
+        require(not isinstance(length, bool) and isinstance(length, int) and length >= 0,
+                "length", "an integer >= 0", length)
         V, dtype = len(self.vocab), model.lstm.dtype_name
         ids = list(self.vocab.encode(prime))
         logits, state = model.forward(one_hot(np.array([ids]), V, dtype), train=False)
@@ -234,6 +334,21 @@ class CharTask:
             logits, state = model.forward(one_hot(np.array([[nxt]]), V, dtype), state, train=False)
         return self.vocab.decode(ids)
 
+    def predict_text(self, model, length: int = 300, prime: str = "def ",
+                     temperature: float = 0.8, seed: int = 0) -> str:
+        return self.sample(model, prime, length, temperature, np.random.default_rng(seed))
+
+    def summary_line(self) -> str:
+        return (f"{sum(len(v) for v in self.ids.values())} characters ({len(self.vocab)} "
+                f"distinct) from {self.source}")
+
+    def write_outputs(self, model, run_dir, scores: dict, figures: bool) -> list:
+        """samples.txt: 400 characters sampled at temperature 0.8 (no figure needed)."""
+        prime = "def " if set("def ") <= set(self.vocab.chars) else self.vocab.chars[0]
+        sample = self.sample(model, prime, 400, 0.8, np.random.default_rng(0))
+        (run_dir / "samples.txt").write_text(sample + "\n", encoding="utf-8")
+        return ["samples.txt"]
+
     def describe(self) -> dict:
         return {"source": self.source, "characters": sum(len(v) for v in self.ids.values()),
                 "vocabulary": len(self.vocab), "chars": "".join(self.vocab.chars),
@@ -241,9 +356,26 @@ class CharTask:
                 **{f"{k}_characters": len(v) for k, v in self.ids.items()}}
 
 
+TASKS = {"seed": ForecastTask, "sunspots": ForecastTask, "co2": ForecastTask,
+         "chars": CharTask}
+
+
+def task_names() -> tuple:
+    return tuple(TASKS)
+
+
+def task_class(name: str):
+    """The class behind task ``name``; ConfigError naming the choices otherwise."""
+    if name not in TASKS:
+        raise ConfigError("task", "{name} must be one of {choices}, got {got!r}",
+                          choices=task_names(), got=name)
+    return TASKS[name]
+
+
+def tasks_taking(option: str) -> list:
+    """The names of the tasks whose kind takes ``option`` (a TrainConfig field)."""
+    return [name for name, kind in TASKS.items() if option in kind.options]
+
+
 def build_task(cfg):
-    if cfg.task in SERIES_TASKS:
-        return ForecastTask(cfg.task, cfg.window)
-    if cfg.task == "chars":
-        return CharTask.from_config(cfg)
-    raise ValueError(f"unknown task {cfg.task!r}; choose one of {TASKS}")
+    return task_class(cfg.task).from_config(cfg)

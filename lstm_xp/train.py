@@ -7,36 +7,31 @@
     cfg, task, model = load_run("runs/sunspots")    # best parameters, ready to predict
 
 A run directory receives ``config.json``, ``checkpoint.npz`` (after every epoch, atomically),
-``metrics.json``, ``loss_curve.png`` and, for series, ``forecast.png`` (chars: ``samples.txt``).
+``metrics.json``, ``loss_curve.png`` and the task's own output (series: ``forecast.png``;
+chars: ``samples.txt``). Everything that differs between tasks is asked of the task
+(``lstm_xp.tasks``); this module never branches on which task it runs.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import numbers
+import os
 import platform
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from backends import get_backend
+from backends import DEVICES, FLOAT_DTYPES, get_backend, install_command
 
-from .arrays import finite_checks, positive_int
+from .arrays import finite_checks
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .optim import SGD, Adam, global_grad_norm, scale_grads
-from .tasks import SERIES_TASKS, TASKS, build_task
+from .options import ConfigError, is_real, not_for_task, positive_int_option, require
+from .tasks import TASKS, build_task, task_class, task_names, tasks_taking
 
-# Defaults per task, chosen on the validation split (never on test): see README "Results".
-TASK_DEFAULTS = {
-    "seed": dict(epochs=50, batch_size=32, hidden_size=32, lr=2e-3, window=32),
-    "sunspots": dict(epochs=60, batch_size=16, hidden_size=32, lr=5e-3, window=24),
-    "co2": dict(epochs=80, batch_size=16, hidden_size=32, lr=5e-3, window=36),
-    "chars": dict(epochs=10, batch_size=32, hidden_size=128, lr=5e-3, seq_len=64,
-                  batches_per_epoch=100),
-}
 OPTIMIZERS = ("adam", "sgd")
 TIE_MARGIN = 0.05     # scores within 5 % are a tie: the seed-to-seed spread measured on `seed`
 ON_NONFINITE = ("stop", "skip")
@@ -46,63 +41,74 @@ class TrainingDiverged(RuntimeError):
     """A step produced a non-finite loss or gradient (the message names the step)."""
 
 
+def _option(default, help: str, type=None, choices=None):
+    """A TrainConfig field with what a command line needs to offer it (lstm_xp.cli)."""
+    return field(default=default, metadata={"help": help, "type": type, "choices": choices})
+
+
 @dataclass
 class TrainConfig:
-    """Everything a run depends on. ``None`` fields take the task's default (TASK_DEFAULTS)."""
+    """Everything a run depends on. ``None`` fields take the task's default
+    (``Task.defaults``); options of one kind of task are None for the others."""
 
-    task: str = "seed"
-    device: str = "cpu"
-    dtype: str = "float32"
-    epochs: int | None = None
-    batch_size: int | None = None
-    hidden_size: int | None = None
-    num_layers: int = 1
-    lr: float | None = None
-    optimizer: str = "adam"
-    momentum: float = 0.9          # sgd only
-    lr_decay: float = 0.0          # sgd only: lr / (1 + lr_decay * step)
-    clip: float | None = 1.0       # global gradient-norm limit; None or 0: no clipping
-    window: int | None = None      # series tasks: past values per forecast
-    seq_len: int | None = None     # chars: characters per training sequence
-    batches_per_epoch: int | None = None   # chars, random windows
-    bptt: int | None = None        # chars: stream the text in chunks of this many characters
-    text: str | None = None        # chars: a text file instead of the stdlib sources
-    max_chars: int = 200_000       # chars
-    seed: int = 0
-    on_nonfinite: str = "stop"     # "stop" or "skip" a step whose loss/gradient is not finite
+    task: str = _option("seed", "seed: the series lstm-xp grew from; sunspots, co2: real "
+                        "series; chars: a character-level language model",
+                        str, task_names())
+    device: str = _option("cpu", "where to compute ('auto': the GPU if usable, else the CPU)",
+                          str, DEVICES)
+    dtype: str = _option("float32", "floating-point precision", str, FLOAT_DTYPES)
+    epochs: int | None = _option(None, "total epochs", int)
+    batch_size: int | None = _option(None, "examples (chars with --bptt: streams) per step",
+                                     int)
+    hidden_size: int | None = _option(None, "LSTM units per layer", int)
+    num_layers: int = _option(1, "stacked LSTM layers", int)
+    lr: float | None = _option(None, "learning rate", float)
+    optimizer: str = _option("adam", "optimizer", str, OPTIMIZERS)
+    momentum: float = _option(0.9, "sgd only: momentum", float)
+    lr_decay: float = _option(0.0, "sgd only: lr / (1 + lr_decay * step)", float)
+    clip: float | None = _option(1.0, "global gradient-norm limit (0 or None: no clipping)",
+                                 float)
+    window: int | None = _option(None, "past values per forecast", int)
+    seq_len: int | None = _option(None, "characters per training sequence", int)
+    batches_per_epoch: int | None = _option(None, "random windows per epoch", int)
+    bptt: int | None = _option(None, "read the text as batch-size parallel streams in "
+                               "chunks of BPTT characters, carrying the state "
+                               "(truncated BPTT)", int)
+    text: str | None = _option(None, "a text file to learn instead of the Python stdlib "
+                               "sources", str)
+    encoding: str | None = _option(None, "the encoding of the text file", str)
+    max_chars: int | None = _option(None, "at most this many characters of the text", int)
+    seed: int = _option(0, "seeds initialisation and batch order", int)
+    on_nonfinite: str = _option("stop", "what a step with a NaN/Inf loss or gradient does: "
+                                "stop the run, or skip the step", str, ON_NONFINITE)
 
     def resolved(self) -> TrainConfig:
-        """A copy with task defaults filled in, after checking every field."""
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
-        filled = {k: v for k, v in TASK_DEFAULTS[self.task].items() if getattr(self, k) is None}
+        """A copy with task defaults filled in, after checking every field.
+
+        Raises:
+            ConfigError (a ValueError) naming the first bad field.
+        """
+        kind = task_class(self.task)
+        filled = {k: v for k, v in kind.defaults(self.task).items() if getattr(self, k) is None}
         cfg = replace(self, **filled)
-        for name in ("epochs", "batch_size", "hidden_size", "num_layers", "max_chars"):
-            setattr(cfg, name, positive_int(name, getattr(cfg, name)))
-        _require(_is_real(cfg.lr) and cfg.lr > 0, "lr", "a number > 0", cfg.lr)
-        _require(_is_real(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum",
-                 "a number in [0, 1)", cfg.momentum)
-        _require(_is_real(cfg.lr_decay) and cfg.lr_decay >= 0, "lr_decay", "a number >= 0",
-                 cfg.lr_decay)
-        _require(cfg.clip is None or (_is_real(cfg.clip) and cfg.clip >= 0), "clip",
-                 "a number >= 0 or None", cfg.clip)
-        _require(isinstance(cfg.seed, (int, np.integer)) and not isinstance(cfg.seed, bool)
-                 and cfg.seed >= 0, "seed", "an integer >= 0", cfg.seed)
-        _require(cfg.device in ("cpu", "gpu", "auto"), "device", "'cpu', 'gpu' or 'auto'",
-                 cfg.device)
-        _require(cfg.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'", cfg.dtype)
-        _require(cfg.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}", cfg.optimizer)
-        _require(cfg.on_nonfinite in ON_NONFINITE, "on_nonfinite", f"one of {ON_NONFINITE}",
-                 cfg.on_nonfinite)
-        if cfg.task in SERIES_TASKS:
-            cfg.window = positive_int("window", cfg.window)
-            _require(cfg.bptt is None, "bptt", "None for a series task (it applies to chars)",
-                     cfg.bptt)
-        else:
-            for name in ("seq_len", "batches_per_epoch"):
-                setattr(cfg, name, positive_int(name, getattr(cfg, name)))
-            if cfg.bptt is not None:
-                cfg.bptt = positive_int("bptt", cfg.bptt)
+        for name in ("epochs", "batch_size", "hidden_size", "num_layers"):
+            setattr(cfg, name, positive_int_option(name, getattr(cfg, name)))
+        require(is_real(cfg.lr) and cfg.lr > 0, "lr", "a number > 0", cfg.lr)
+        require(is_real(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum",
+                "a number in [0, 1)", cfg.momentum)
+        require(is_real(cfg.lr_decay) and cfg.lr_decay >= 0, "lr_decay", "a number >= 0",
+                cfg.lr_decay)
+        require(cfg.clip is None or (is_real(cfg.clip) and cfg.clip >= 0), "clip",
+                "a number >= 0 or None", cfg.clip)
+        require(isinstance(cfg.seed, (int, np.integer)) and not isinstance(cfg.seed, bool)
+                and cfg.seed >= 0, "seed", "an integer >= 0", cfg.seed)
+        for name, choices in (("device", DEVICES), ("dtype", FLOAT_DTYPES),
+                              ("optimizer", OPTIMIZERS), ("on_nonfinite", ON_NONFINITE)):
+            require(getattr(cfg, name) in choices, name, f"one of {choices}", getattr(cfg, name))
+        for name in TASK_OPTIONS:
+            if name not in kind.options and getattr(cfg, name) is not None:
+                raise _not_for_task(name, cfg.task)
+        kind.validate(cfg)
         return cfg
 
     @classmethod
@@ -114,14 +120,12 @@ class TrainConfig:
         return cls(**d)
 
 
-def _is_real(value) -> bool:
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value))
+# the fields that only some kinds of task take (every other field applies to every task)
+TASK_OPTIONS = tuple(sorted({name for kind in TASKS.values() for name in kind.options}))
 
 
-def _require(ok: bool, name: str, expected: str, got) -> None:
-    if not ok:
-        raise ValueError(f"{name} must be {expected}, got {got!r}")
+def _not_for_task(option: str, task: str) -> ConfigError:
+    return not_for_task(option, task, tasks_taking(option))
 
 
 @dataclass
@@ -131,6 +135,7 @@ class RunResult:
     history: list
     model: object
     task: object
+    files: list = field(default_factory=list)    # what the run folder holds, by name
 
 
 def make_optimizer(cfg: TrainConfig, layers):
@@ -139,35 +144,77 @@ def make_optimizer(cfg: TrainConfig, layers):
     return Adam(layers, lr=cfg.lr)
 
 
-def train(cfg: TrainConfig, run_dir, *, progress: bool = True, echo=print) -> RunResult:
-    """Train from scratch into ``run_dir`` (created; an existing checkpoint there is an error)."""
-    cfg = cfg.resolved()
-    run_dir = Path(run_dir)
-    if (run_dir / "checkpoint.npz").exists():
-        raise FileExistsError(f"{run_dir} already holds a run; resume it or choose another --out")
-    return _run(cfg, run_dir, None, progress, echo)
+def new_run_dir(task: str, root="runs") -> Path:
+    """A new, empty folder ``root/<task>-<YYYYmmdd-HHMMSS>``, created atomically: a run
+    started in the same second gets ``...-2`` (then ``-3``, ...), never the same folder."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for k in range(1, 10_000):
+        path = root / (f"{task}-{stamp}" + (f"-{k}" if k > 1 else ""))
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"could not find a free run folder name under {root}")
 
 
-def resume(run_dir, *, epochs: int | None = None, device: str | None = None,
+def run_folder(run) -> Path:
+    """The run folder of ``run``: the folder itself, or the path of its checkpoint.npz."""
+    path = Path(run)
+    return path.parent if path.name == "checkpoint.npz" or path.is_file() else path
+
+
+def train(cfg: TrainConfig, run_dir=None, *, progress: bool = True, echo=print,
+          runs_root="runs") -> RunResult:
+    """Train from scratch into ``run_dir``, or into a new folder under ``runs_root``.
+
+    ``run_dir`` is claimed atomically (its ``config.json`` is created exclusively), so a
+    folder that already holds a run, or that another process claims first, is an error.
+    """
+    return _run(cfg.resolved(), None if run_dir is None else Path(run_dir), None, progress,
+                echo, runs_root)
+
+
+def resume(run, *, epochs: int | None = None, device: str | None = None,
            progress: bool = True, echo=print) -> RunResult:
-    """Continue the run in ``run_dir`` from its last saved epoch, up to ``epochs`` in total."""
-    run_dir = Path(run_dir)
+    """Continue a run from its last saved epoch, up to ``epochs`` in total.
+
+    ``run`` is the run folder or its ``checkpoint.npz``. A run is only extended: ``epochs``
+    must exceed the epochs it has trained (its saved total when not given), else a
+    ConfigError says how many it has, and nothing is written.
+    """
+    run_dir = run_folder(run)
     ckpt = load_checkpoint(run_dir / "checkpoint.npz")
     cfg = TrainConfig.from_dict(ckpt.config)
+    done = len(ckpt.extra.get("history", ())) or ckpt.epoch
+    if epochs is None and done >= (cfg.epochs or 0):
+        raise ConfigError("epochs", "the run in {run} is complete: it has trained all {done} "
+                          "of its epochs; to train further pass {name} N with N > {done}",
+                          run=str(run_dir), done=done)
+    if epochs is not None and not isinstance(epochs, bool) and isinstance(epochs, int) \
+            and epochs <= done:
+        raise ConfigError("epochs", "{name} {got} does not extend the run in {run}, which has "
+                          "trained {done} epochs already; pass {name} N with N > {done}",
+                          got=epochs, run=str(run_dir), done=done)
     cfg = replace(cfg, epochs=epochs or cfg.epochs, device=device or cfg.device).resolved()
-    return _run(cfg, run_dir, ckpt, progress, echo)
+    return _run(cfg, run_dir, ckpt, progress, echo, None)
 
 
-def load_run(run_dir, *, device: str | None = None, which: str = "best"):
-    """(config, task, model) of a saved run, with its ``which`` ("best" or "last") parameters."""
-    ckpt = load_checkpoint(Path(run_dir) / "checkpoint.npz")
+def load_run(run, *, device: str | None = None, which: str = "best"):
+    """(config, task, model) of a saved run (its folder or checkpoint.npz), with its
+    ``which`` ("best" or "last") parameters."""
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+    run_dir = run_folder(run)
+    ckpt = load_checkpoint(run_dir / "checkpoint.npz")
     cfg = TrainConfig.from_dict(ckpt.config)
     cfg = replace(cfg, device=device or cfg.device).resolved()
+    cfg = replace(cfg, device=get_backend(cfg.device).name)
     task = build_task(cfg)
     _check_same_data(ckpt, task, run_dir)
     model = task.build_model(cfg)
-    if which not in ("best", "last"):
-        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
     model.load_state_dict(ckpt.best if which == "best" and ckpt.best else ckpt.model)
     return cfg, task, model
 
@@ -182,10 +229,52 @@ def _check_same_data(ckpt, task, run_dir) -> None:
                          f"(differs in: {', '.join(changed)}); its parameters would not fit it")
 
 
-def _run(cfg: TrainConfig, run_dir: Path, ckpt, progress: bool, echo) -> RunResult:
-    get_backend(cfg.device)          # fail first, with the backend's one-sentence reason
-    tqdm = _tqdm() if progress else None
-    task = build_task(cfg)
+def _claim(run_dir: Path, cfg: TrainConfig) -> None:
+    """Create run_dir (if needed) and its config.json exclusively: the folder is this run's."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(run_dir / "config.json", "x", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(cfg), indent=2) + "\n")
+    except FileExistsError:
+        raise FileExistsError(f"{run_dir} already holds a run (it has a config.json); resume "
+                              f"it, or choose another run folder") from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _extras(progress: bool, echo):
+    """(tqdm or None, whether figures can be drawn); one note naming whatever is missing."""
+    from . import plots
+    tqdm, skipped = None, []
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            skipped.append(("tqdm", "progress bars"))
+    figures = plots.available()
+    if not figures:
+        skipped.append(("matplotlib", "figures (loss_curve.png, forecast.png)"))
+    if skipped:
+        echo(f"note: {' and '.join(n for n, _ in skipped)} not installed, so this run draws "
+             f"no {' and no '.join(w for _, w in skipped)}; {install_command('train')} "
+             f"adds {'them' if len(skipped) > 1 else 'it'}")
+    return tqdm, figures
+
+
+def _run(cfg: TrainConfig, run_dir, ckpt, progress: bool, echo, runs_root) -> RunResult:
+    backend = get_backend(cfg.device)   # fail first, with the backend's one-sentence reason
+    chose = f" (device {cfg.device!r} chose {backend.name})" if cfg.device != backend.name else ""
+    cfg = replace(cfg, device=backend.name)       # config.json and metrics.json say the same
+    tqdm, figures = _extras(progress, echo)
+    task = task_class(cfg.task).from_config(cfg)
     model = task.build_model(cfg)
     layers = model.optimizable()
     optimizer = make_optimizer(cfg, layers)
@@ -203,16 +292,22 @@ def _run(cfg: TrainConfig, run_dir: Path, ckpt, progress: bool, echo) -> RunResu
             raise CheckpointError(f"{run_dir / 'checkpoint.npz'} lacks the training history "
                                   f"({err}); it was not written by lstm_xp.train") from None
         best = ckpt.best or None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+        # rewritten through a temporary file: a read-only folder fails here, before training
+        _write_atomically(run_dir / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
+    else:
+        if run_dir is None:
+            run_dir = new_run_dir(cfg.task, runs_root)
+        _claim(run_dir, cfg)
     start_epoch = len(history)
     n_params = sum(layer.num_params() for layer in layers)
-    echo(f"task {cfg.task}: {_describe_line(task)}")
+    metric = task.metric
+    echo(f"task {cfg.task}: {task.summary_line()}")
     echo(f"model: LSTM({cfg.num_layers} x {cfg.hidden_size}) + linear head, {n_params} parameters, "
-         f"{cfg.dtype} on {cfg.device}; {cfg.optimizer} lr={cfg.lr}; run dir {run_dir}")
+         f"{cfg.dtype} on {cfg.device}{chose}; {cfg.optimizer} lr={cfg.lr}; run dir {run_dir}")
+    echo(f"train loss: {task.train_loss} (training batches); val {metric}: on the validation "
+         f"split, lower is better")
     if start_epoch:
         echo(f"resuming after epoch {start_epoch} of {cfg.epochs}")
-    metric = task.metric
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         train_loss, skipped = _train_epoch(task, model, layers, optimizer, rng, cfg, epoch,
@@ -231,7 +326,7 @@ def _run(cfg: TrainConfig, run_dir: Path, ckpt, progress: bool, echo) -> RunResu
         note = f", {skipped} non-finite steps skipped" if skipped else ""
         echo(f"epoch {epoch + 1:3d}/{cfg.epochs}  train loss {train_loss:.5g}  "
              f"val {metric} {val:.5g}{' *' if best_val == val else ''}  ({seconds:.1f} s){note}")
-    return _finish(cfg, run_dir, task, model, best, history, seconds, echo)
+    return _finish(cfg, run_dir, task, model, best, history, seconds, figures, echo)
 
 
 def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir):
@@ -259,8 +354,7 @@ def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir)
                     f"{norm}; training stopped and {kept}. Lower --lr, set --clip, or pass "
                     f"--on-nonfinite skip to skip such steps.")
             skipped += 1
-            if hasattr(task, "carry"):      # a poisoned carried state would spread
-                task.carry.reset()
+            task.reset_state()
         else:
             if cfg.clip and norm > cfg.clip:     # clip_grad_norm, with the norm already known
                 scale_grads(layers, cfg.clip / norm)
@@ -277,7 +371,7 @@ def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir)
     return total / count, skipped
 
 
-def _finish(cfg, run_dir, task, model, best, history, seconds, echo) -> RunResult:
+def _finish(cfg, run_dir, task, model, best, history, seconds, figures, echo) -> RunResult:
     if best:
         model.load_state_dict(best)
     metric = task.metric
@@ -291,34 +385,23 @@ def _finish(cfg, run_dir, task, model, best, history, seconds, echo) -> RunResul
         "lstm_beats": sorted(k for k, v in verdict.items() if v == "beats"),
         "ties": sorted(k for k, v in verdict.items() if v == "ties"),
         "beaten_by": sorted(k for k, v in verdict.items() if v == "beaten by"),
-        "tie_margin": TIE_MARGIN,
+        "tie_margin": TIE_MARGIN, "train_loss": task.train_loss,
         "epochs": len(history), "best_epoch": best_epoch, "wall_seconds": round(seconds, 3),
         "parameters": sum(layer.num_params() for layer in model.optimizable()),
         "data": task.describe(),
         "versions": {"python": platform.python_version(), **model.backend.describe()},
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _write_figures(cfg, run_dir, task, model, history, baselines)
+    written = ["metrics.json", "config.json", "checkpoint.npz"]
+    if figures and history:
+        from . import plots
+        plots.loss_curve(history, metric, task.train_loss, best_epoch,
+                         f"{cfg.task}: training loss and validation {metric}",
+                         run_dir / "loss_curve.png")
+        written.append("loss_curve.png")
+    written += task.write_outputs(model, run_dir, {"lstm": score, **baselines}, figures)
     echo(_summary(metric, score, baselines, verdict))
-    return RunResult(run_dir, metrics, history, model, task)
-
-
-def _write_figures(cfg, run_dir, task, model, history, baselines) -> None:
-    from . import plots
-    if history:
-        plots.loss_curve(history, task.metric, run_dir / "loss_curve.png")
-    if cfg.task in SERIES_TASKS:
-        test = task.split["test"]
-        baseline = task.baseline_forecasts()
-        plots.forecast_vs_actual(
-            [task.series.labels[i] for i in test.index], test.targets,
-            {"lstm": task.predict(model, test.inputs), "persistence": baseline["persistence"],
-             "linear_ar": baseline["linear_ar"]},
-            f"{cfg.task}: one-step-ahead forecasts on the test span", run_dir / "forecast.png")
-    else:
-        prime = "def " if set("def ") <= set(task.vocab.chars) else task.vocab.chars[0]
-        sample = task.sample(model, prime, 400, 0.8, np.random.default_rng(cfg.seed))
-        (run_dir / "samples.txt").write_text(sample + "\n")
+    return RunResult(run_dir, metrics, history, model, task, written)
 
 
 def _verdict(score: float, baseline: float) -> str:
@@ -347,20 +430,3 @@ def _summary(metric, score, baselines, verdict) -> str:
         said += [f"is beaten by {', '.join(groups['beaten by'])}"] if groups["beaten by"] else []
         lines.append(f"The LSTM {'; '.join(said)} on this task.")
     return "\n".join(lines)
-
-
-def _describe_line(task) -> str:
-    d = task.describe()
-    if "series" in d:
-        return (f"{d['points']} values, window {d['window']}, train/val/test examples "
-                f"{d['train_examples']}/{d['val_examples']}/{d['test_examples']}")
-    return (f"{d['characters']} characters ({d['vocabulary']} distinct) from {d['source']}")
-
-
-def _tqdm():
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        raise ImportError("the progress bar needs tqdm: pip install 'lstm-xp[train]' "
-                          "(or pass progress=False)") from None
-    return tqdm

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from backends import Backend, BackendUnavailableError, get_backend
 from backends.numpy_backend import NumpyBackend
 from cases import GATE_FORMS, numpy_backend
 from lstm_xp import LSTM, Adam, CrossEntropyLoss, Linear, MSELoss, clip_grad_norm
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------ selection
@@ -33,12 +36,27 @@ def _forget_gpu(monkeypatch):
     monkeypatch.delitem(backends._INSTANCES, "gpu", raising=False)
 
 
-def test_gpu_without_cupy_says_how_to_install(monkeypatch):
+def test_gpu_without_cupy_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "cupy", None)       # makes `import cupy` fail
     _forget_gpu(monkeypatch)
-    with pytest.raises(BackendUnavailableError, match=r"needs CuPy.*pip install 'lstm-xp\[cuda12\]'"):
+    monkeypatch.chdir(ROOT)                               # from a checkout: the extra
+    with pytest.raises(BackendUnavailableError,
+                       match=r'needs CuPy.*pip install "\.\[cuda12\]" \(CUDA 12\)'):
+        get_backend("gpu")
+    monkeypatch.chdir(tmp_path)                           # elsewhere: the packages themselves
+    with pytest.raises(BackendUnavailableError,
+                       match=r'needs CuPy.*pip install "cupy-cuda12x\[ctk\]>=14\.2"'):
         get_backend("gpu")
     assert isinstance(get_backend("auto"), NumpyBackend)
+
+
+def test_install_hints_name_what_pyproject_installs():
+    import tomllib
+    from backends.install import EXTRAS
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for name, requirements in EXTRAS.items():
+        assert tuple(extras[name]) == requirements, name
 
 
 def test_gpu_without_a_device_says_so(monkeypatch):

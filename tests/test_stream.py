@@ -105,7 +105,7 @@ def test_bptt_training_runs_and_resumes_bitwise(tmp_path):
 
 
 def test_bptt_is_refused_for_series_tasks():
-    with pytest.raises(ValueError, match="bptt must be None for a series task"):
+    with pytest.raises(ValueError, match="bptt applies only to the chars task, not to 'seed'"):
         TrainConfig(task="seed", bptt=10).resolved()
 
 

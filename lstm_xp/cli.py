@@ -1,0 +1,200 @@
+"""The command lines of ``scripts/train.py`` and ``scripts/predict.py``.
+
+The training options are generated from :class:`lstm_xp.train.TrainConfig`'s fields (flag
+names, types, choices, help, defaults per task), and the prediction options from each
+task's ``predict_options``, so the command line and the library cannot drift apart. Every
+error is one ``error:`` line on stderr naming the option as it was typed, exit status 2
+(3 for a diverged run); never a traceback for bad input or a failing disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+from dataclasses import MISSING, fields
+
+from backends import DEVICES, BackendUnavailableError
+
+from .checkpoint import CheckpointError
+from .options import ConfigError, flag, not_for_task
+from .tasks import TASKS
+from .train import TrainConfig, TrainingDiverged, load_run, resume, train
+
+EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
+
+_OS_ADVICE = {
+    errno.EACCES: "check its permissions, or choose another folder with --out",
+    errno.EPERM: "check its permissions, or choose another folder with --out",
+    errno.EROFS: "it is on a read-only file system; choose another folder with --out",
+    errno.ENOSPC: "the disk is full; free some space and resume the run (its last "
+                  "checkpoint is as it was)",
+    errno.EDQUOT: "the disk quota is used up; free some space and resume the run (its last "
+                  "checkpoint is as it was)",
+    errno.ENOTDIR: "part of that path is a file, not a folder; choose another path",
+    errno.EISDIR: "it is a folder; pass a file",
+    errno.EEXIST: "it already exists as a file; choose another path",
+    errno.ENOENT: "no such file or folder; check the path",
+}
+
+
+def describe_os_error(err: OSError) -> str:
+    """One sentence for an OS error: the path, what went wrong and what to do."""
+    if err.errno is None or not err.filename:
+        return str(err)
+    advice = _OS_ADVICE.get(err.errno, "check the path")
+    return f"{err.filename}: {err.strerror}; {advice}"
+
+
+def _fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def _quiet_on_broken_pipe(main):
+    """`... | head` closes our stdout early: stop quietly instead of printing a traceback."""
+    def wrapped(argv=None) -> int:
+        try:
+            status = main(argv)
+            sys.stdout.flush()
+            return status
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())     # Python flushes stdout again at exit
+            return 0
+    wrapped.__doc__ = main.__doc__
+    return wrapped
+
+
+# ------------------------------------------------------------------------- training
+def _defaults_note(name: str, default) -> str:
+    per_task = {task: kind.defaults(task)[name] for task, kind in TASKS.items()
+                if name in kind.defaults(task)}
+    takers = [task for task, kind in TASKS.items() if name in kind.options]
+    if takers and len(takers) < len(TASKS):
+        where = f"{'/'.join(takers)} only"
+        if per_task:
+            values = set(per_task.values())
+            where += (f"; default {values.pop()}" if len(values) == 1 else
+                      "; default " + ", ".join(f"{t} {v}" for t, v in per_task.items()))
+        return f" ({where})"
+    if per_task:
+        return " (default per task: " + ", ".join(f"{t} {v}" for t, v in per_task.items()) + ")"
+    return "" if default is None else f" (default: {default})"
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train.py", argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train an lstm-xp model on a built-in dataset and compare it with simple "
+                    "baselines on the same test points.",
+        epilog="examples:\n"
+               "  python scripts/train.py                      # the seed series, CPU\n"
+               "  python scripts/train.py --task sunspots --device auto\n"
+               "  python scripts/train.py --task chars --text my.txt --bptt 64\n"
+               "  python scripts/train.py --resume runs/seed-20261201-101500 --epochs 80\n"
+               "A run folder receives config.json, checkpoint.npz (after every epoch), "
+               "metrics.json,\nloss_curve.png and forecast.png (series) or samples.txt "
+               "(chars).")
+    for f in fields(TrainConfig):
+        meta = f.metadata
+        default = None if f.default is MISSING else f.default
+        kwargs = {"type": meta["type"], "dest": f.name,
+                  "help": meta["help"] + _defaults_note(f.name, default)}
+        if meta["choices"]:
+            kwargs["choices"] = meta["choices"]
+        else:
+            kwargs["metavar"] = f.name.upper()
+        p.add_argument(flag(f.name), **kwargs)
+    p.add_argument("--out", metavar="RUN_DIR",
+                   help="run folder (default: a new runs/<task>-<date>-<time>)")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue the run in RUN (its folder or its checkpoint.npz) up to "
+                        "--epochs in total; its saved config applies")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+@_quiet_on_broken_pipe
+def train_main(argv=None) -> int:
+    """scripts/train.py: train a new run, or extend one with --resume."""
+    given = vars(train_parser().parse_args(argv))
+    out, run = given.pop("out", None), given.pop("resume", None)
+    progress = not given.pop("no_progress", False)
+    try:
+        if run:
+            ignored = sorted(flag(k) for k in given if k not in ("epochs", "device"))
+            ignored += ["--out"] if out else []
+            if ignored:
+                print(f"note: with --resume the run's saved config applies; ignoring "
+                      f"{', '.join(ignored)}", file=sys.stderr)
+            result = resume(run, epochs=given.get("epochs"), device=given.get("device"),
+                            progress=progress)
+        else:
+            result = train(TrainConfig(**given), out, progress=progress)
+    except ConfigError as err:
+        return _fail(err.render(flag))
+    except TrainingDiverged as err:
+        return _fail(str(err), EXIT_DIVERGED)
+    except (BackendUnavailableError, CheckpointError, ValueError) as err:
+        return _fail(str(err))
+    except OSError as err:
+        return _fail(describe_os_error(err))
+    print(f"results in {result.run_dir}/ ({', '.join(result.files)})")
+    return 0
+
+
+# ------------------------------------------------------------------------ prediction
+def _predict_takers(option: str) -> list:
+    return [task for task, kind in TASKS.items() if option in kind.predict_options]
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="predict.py", argument_default=argparse.SUPPRESS,
+        description="Forecast (series runs) or sample text (chars runs) with a trained run. "
+                    "Series forecasts continue past the series' last value one step at a "
+                    "time, each forecast fed back as the newest input, so errors compound "
+                    "with the horizon.")
+    p.add_argument("run", help="a run folder, or its checkpoint.npz")
+    p.add_argument("--which", choices=("best", "last"),
+                   help="parameters of the best validation epoch (default), or of the last")
+    p.add_argument("--device", choices=DEVICES, help="default: the device the run used")
+    seen = set()
+    for kind in TASKS.values():
+        for name, (type_, default, help_) in kind.predict_options.items():
+            if name not in seen:
+                seen.add(name)
+                p.add_argument(flag(name), type=type_, dest=name,
+                               help=f"{'/'.join(_predict_takers(name))} runs: {help_} "
+                                    f"(default: {default!r})")
+    return p
+
+
+@_quiet_on_broken_pipe
+def predict_main(argv=None) -> int:
+    """scripts/predict.py: forecast or sample with a saved run."""
+    given = vars(predict_parser().parse_args(argv))
+    run, which, device = given.pop("run"), given.pop("which", "best"), given.pop("device", None)
+    try:
+        cfg, task, model = load_run(run, device=device, which=which)
+        for name in given:
+            if name not in type(task).predict_options:
+                raise not_for_task(name, cfg.task, _predict_takers(name))
+        text = task.predict_text(model, **given)
+    except ConfigError as err:
+        return _fail(err.render(flag))
+    except BackendUnavailableError as err:
+        hint = "" if device == "cpu" else " (pass --device cpu to run it on the CPU)"
+        return _fail(f"{err}{hint}")
+    except (CheckpointError, ValueError) as err:
+        return _fail(str(err))
+    except OSError as err:
+        return _fail(describe_os_error(err))
+    print(text)
+    return 0
+
+
+__all__ = ["train_main", "predict_main", "train_parser", "predict_parser", "describe_os_error"]
