@@ -35,7 +35,7 @@ _OS_ADVICE = {
     errno.ENOTDIR: "part of that path is a file, not a folder; choose another path",
     errno.EISDIR: "it is a folder; pass a file",
     errno.EEXIST: "it already exists as a file; choose another path",
-    errno.ENOENT: "no such file or folder; check the path",
+    errno.ENOENT: "check the path",
 }
 
 

@@ -23,7 +23,8 @@ def torch():
     except ImportError:
         if os.environ.get("LSTM_XP_REQUIRE_TORCH") == "1":
             pytest.fail("LSTM_XP_REQUIRE_TORCH=1 but torch is not installed")
-        pytest.skip("PyTorch is not installed: the oracle tests need `pip install torch`")
+        pytest.skip("PyTorch is not installed: the oracle tests need the CPU build that CI "
+                    "uses, `pip install torch==2.13.0` (see .ci/run)")
     torch.set_num_threads(1)
     return torch
 

@@ -1,27 +1,32 @@
-"""docs/ERRORS.md is executable: each row's call raises exactly the error and message shown."""
+"""docs/ERRORS.md is executable: each row's call raises exactly the error and message shown,
+and each command-line row exits with the status and prints exactly the line shown."""
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 
 import backends
+from lstm_xp import cli
+from lstm_xp.train import TrainConfig, train
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ERRORS.md"
+ROW = re.compile(r"\| `(.+)` \| (\w+) \| (.*) \|")
 
 
 def doc_parts():
-    text = DOC.read_text()
-    setup = re.search(r"```python\n(.*?)```", text, re.S).group(1)
-    rows = []
-    for line in text.splitlines():
-        m = re.fullmatch(r"\| `(.+)` \| (\w+) \| (.*) \|", line)
-        if m:
-            rows.append((m.group(1), m.group(2), m.group(3).replace("\\|", "|")))
-    return setup, rows
+    library, command_line = DOC.read_text().split("## Command line", 1)
+    setup = re.search(r"```python\n(.*?)```", library, re.S).group(1)
+
+    def rows(text):
+        return [(m.group(1), m.group(2), m.group(3).replace("\\|", "|"))
+                for m in map(ROW.fullmatch, text.splitlines()) if m]
+
+    return setup, rows(library), rows(command_line)
 
 
-SETUP, ROWS = doc_parts()
+SETUP, ROWS, CLI_ROWS = doc_parts()
 
 
 def test_the_table_covers_every_entry_point():
@@ -31,6 +36,10 @@ def test_the_table_covers_every_entry_point():
                   "TrainConfig", "get_backend", "reset(", "xp_strict"):
         assert entry in calls, entry
     assert len(ROWS) >= 40
+    commands = " ".join(call for call, _, _ in CLI_ROWS)
+    for entry in ("--resume", "--out", "--text", "--encoding", "--window", "--bptt",
+                  "predict.py", "--prime", "--steps"):
+        assert entry in commands, entry
 
 
 @pytest.mark.parametrize("call, error, message", ROWS, ids=[r[0][:60] for r in ROWS])
@@ -45,3 +54,31 @@ def test_documented_error(call, error, message, tmp_path, monkeypatch):
         exec(call, ns)
     assert type(caught.value).__name__ == error
     assert str(caught.value) == message
+
+
+@pytest.fixture(scope="module")
+def cli_folder(tmp_path_factory):
+    """The folder the command-line rows run in (see the paragraph above that table)."""
+    root = tmp_path_factory.mktemp("cli")
+    train(TrainConfig(task="seed", epochs=2, hidden_size=4), root / "run", progress=False,
+          echo=lambda *_: None)
+    (root / "notes.txt").write_text("just some notes\n")
+    (root / "folder").mkdir()
+    (root / "bin.dat").write_bytes(b"ELF\x00\x01\x02" * 50)
+    (root / "latin.txt").write_bytes("plain é and more plain text".encode("latin-1") * 10)
+    return root
+
+
+@pytest.mark.parametrize("command, status, stderr", CLI_ROWS, ids=[r[0] for r in CLI_ROWS])
+def test_documented_command_line_error(command, status, stderr, cli_folder, monkeypatch, capsys):
+    monkeypatch.chdir(cli_folder)
+    before = (cli_folder / "run" / "checkpoint.npz").read_bytes()
+    script, *argv = shlex.split(command)
+    main = {"train.py": cli.train_main, "predict.py": cli.predict_main}[script]
+    assert main(argv) == int(status)
+    assert capsys.readouterr().err == stderr + "\n"
+    assert (cli_folder / "run" / "checkpoint.npz").read_bytes() == before
+    assert sorted(p.name for p in (cli_folder / "run").iterdir()) == sorted(
+        ["checkpoint.npz", "config.json", "metrics.json", "loss_curve.png", "forecast.png"])
+    assert not [p.name for p in cli_folder.iterdir() if p.name.startswith(".")]
+    assert not (cli_folder / "runs").exists()        # a refused run claims no folder
