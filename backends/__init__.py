@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .base import FLOAT_DTYPES, Backend, BackendUnavailableError
+from .base import FLOAT_DTYPES, Backend, BackendUnavailableError, manual_seed
 from .install import install_command
 
 __all__ = ["Backend", "BackendUnavailableError", "FLOAT_DTYPES", "DEVICES", "get_backend",
-           "backend_of", "register_backend", "device_names", "install_command"]
+           "backend_of", "register_backend", "device_names", "install_command", "manual_seed"]
 
 DEVICES = ("cpu", "gpu", "auto")     # what command lines offer; device_names() adds aliases
 

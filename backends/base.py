@@ -10,9 +10,24 @@ every override with the generic version.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 FLOAT_DTYPES = ("float32", "float64")
+
+# every backend object made so far, so that manual_seed reaches each one's generator
+_ALL_BACKENDS: weakref.WeakSet = weakref.WeakSet()
+_SEED = [None]
+
+
+def manual_seed(seed) -> None:
+    """Seed the random generator of every backend, present and future (dropout masks)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    _SEED[0] = int(seed)
+    for backend in list(_ALL_BACKENDS):
+        backend.manual_seed(int(seed))
 
 
 class BackendUnavailableError(RuntimeError):
@@ -37,6 +52,8 @@ class Backend:
         self.name = name
         self.xp = xp
         self.device = device
+        self.manual_seed(_SEED[0])
+        _ALL_BACKENDS.add(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -92,6 +109,37 @@ class Backend:
 
     def _on_device(self) -> dict:
         return {} if self.device is None else {"device": self.device}
+
+    # ------------------------------------------------------------------ randomness
+    def manual_seed(self, seed) -> None:
+        """Restart this backend's generator from ``seed`` (None: fresh entropy)."""
+        self.random = np.random.default_rng(seed)
+
+    def dropout_mask(self, shape, p: float, dtype):
+        """An inverted-dropout mask: each entry 0 with probability ``p``, else 1 / (1 - p)
+        (so the expectation of ``mask * x`` is x); all zeros for p = 1.
+
+        Drawn from this backend's generator as float64 uniforms u, entry kept where u >= p:
+        a given seed gives the same mask in float32 and float64. Generic: drawn on the host
+        and moved to the device.
+        """
+        if p >= 1:
+            return self.zeros(shape, dtype)
+        keep = self.random.random(shape) >= p
+        return self.asarray(keep * (1.0 / (1.0 - p)), dtype=dtype)
+
+    # ----------------------------------------------------------- sparse updates
+    def index_add(self, target, index, values) -> None:
+        """target[index[n], :] += values[n, :] for every n; repeated indices add up.
+
+        Shapes: target (V, E); index (N,) integers in [0, V); values (N, E). Generic: as a
+        product with a one-hot (N, V) matrix (memory N*V; the backends override it).
+        """
+        xp = self.xp
+        one_hot = xp.astype(xp.reshape(index, (-1, 1)) == self.arange(target.shape[0],
+                                                                       dtype=index.dtype),
+                            target.dtype)
+        self.matmul_acc(xp.permute_dims(one_hot, (1, 0)), values, out=target)
 
     # ----------------------------------------------------------- hot primitives
     def matmul_into(self, a, b, out) -> None:

@@ -79,6 +79,24 @@ class CupyBackend(Backend):
     def keep_where(self, dst, src, hold) -> None:
         cupy.copyto(dst, src, where=hold)
 
+    # ---------------------------------------------------------------- randomness
+    def manual_seed(self, seed) -> None:
+        super().manual_seed(seed)
+        self._device_random = cupy.random.default_rng(seed)
+
+    def dropout_mask(self, shape, p: float, dtype):
+        """As Backend.dropout_mask, drawn on the device (no host transfer); CuPy's generator
+        gives other masks than NumPy's for the same seed."""
+        if p >= 1:
+            return cupy.zeros(shape, dtype=dtype)
+        mask = (self._device_random.random(shape, dtype=cupy.float64) >= p).astype(dtype)
+        mask *= 1.0 / (1.0 - p)         # a Python float keeps the mask's dtype (NEP 50)
+        return mask
+
+    def index_add(self, target, index, values) -> None:
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+
     # ------------------------------------------------------------- fused cells
     def _kernel(self, name: str, dtype):
         try:

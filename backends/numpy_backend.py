@@ -132,6 +132,9 @@ class NumpyBackend(Backend):
     def keep_where(self, dst, src, hold) -> None:
         np.copyto(dst, src, where=hold)
 
+    def index_add(self, target, index, values) -> None:
+        np.add.at(target, index, values)
+
     def lstm_cell_forward(self, gates, c_prev, c, h) -> None:
         H = c_prev.shape[-1]
         self._activate_gates(gates)

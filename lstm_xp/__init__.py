@@ -25,14 +25,15 @@ def _check_backends_is_ours() -> None:
 
 _check_backends_is_ours()
 
-from backends import BackendUnavailableError, get_backend  # noqa: E402
+from backends import BackendUnavailableError, get_backend, manual_seed  # noqa: E402
 
 from .arrays import finite_checks, to_numpy  # noqa: E402
-from .layers import Linear  # noqa: E402
+from .layers import Dropout, Embedding, Linear  # noqa: E402
 from .losses import CrossEntropyLoss, MSELoss  # noqa: E402
 from .lstm import LSTM  # noqa: E402
-from .optim import SGD, Adam, clip_grad_norm  # noqa: E402
+from .optim import SGD, Adam, AdamW, clip_grad_norm  # noqa: E402
 
-__all__ = ["LSTM", "Linear", "MSELoss", "CrossEntropyLoss", "SGD", "Adam", "clip_grad_norm",
-           "BackendUnavailableError", "get_backend", "to_numpy", "finite_checks"]
+__all__ = ["LSTM", "Linear", "Embedding", "Dropout", "MSELoss", "CrossEntropyLoss", "SGD",
+           "Adam", "AdamW", "clip_grad_norm", "BackendUnavailableError", "get_backend",
+           "manual_seed", "to_numpy", "finite_checks"]
 __version__ = "0.1.0"

@@ -1,9 +1,10 @@
 """Moving arrays between host and device, and checking what users hand us.
 
 Every public entry point takes its arrays through :func:`as_input`, which accepts NumPy
-arrays (moved to the layer's device), arrays already on that device, and plain Python
-numbers/lists, and rejects everything else with an error that names the argument, what
-was expected and what was given.
+arrays (moved to the layer's device), arrays already on that device, arrays of other
+libraries that offer ``__dlpack__`` or ``__array__`` (torch CPU tensors, JAX arrays:
+converted once, on the host), and plain Python numbers/lists, and rejects everything else
+with an error that names the argument, what was expected and what was given.
 """
 
 from __future__ import annotations
@@ -55,6 +56,29 @@ def to_numpy(a) -> np.ndarray:
     return np.asarray(a)
 
 
+def host_array(a):
+    """``a`` as a NumPy array if it is one or can be read as one (CuPy's ``.get()``,
+    ``__dlpack__``, ``__array__``; a torch tensor's autograd record is dropped), else None."""
+    if isinstance(a, np.ndarray):
+        return a
+    if array_library(a) == "cupy":
+        return a.get()
+    detach = getattr(a, "detach", None)
+    if callable(detach) and array_library(a) == "torch":
+        a = detach()
+    if hasattr(a, "__dlpack__"):
+        try:
+            return np.from_dlpack(a)
+        except Exception:            # e.g. memory on a device NumPy cannot read: try below
+            pass
+    if hasattr(a, "__array__"):
+        try:
+            return np.asarray(a)
+        except Exception:
+            return None
+    return None
+
+
 def array_library(a) -> str:
     """The top-level module an array comes from: "numpy", "cupy", "torch", ..."""
     return type(a).__module__.split(".")[0]
@@ -82,13 +106,18 @@ def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False, owner
         a = np.asarray(a, dtype=want)
     if backend.owns(a):
         got = backend.dtype_name(a.dtype)
-    elif isinstance(a, np.ndarray):
-        got = a.dtype.name
     else:
-        hint = (" (move it with lstm_xp.to_numpy, or move the layer with .to())"
-                if array_library(a) == "cupy" else "")
-        raise TypeError(f"{name} must be a NumPy array or an array on the layer's device "
-                        f"({backend.name!r}); got {type(a).__module__}.{type(a).__name__}{hint}")
+        # a CuPy array on a CPU layer is refused rather than copied behind the user's back
+        convertible = not isinstance(a, (str, bytes)) and array_library(a) != "cupy"
+        host = host_array(a) if convertible else None
+        if host is None:
+            hint = (" (move it with lstm_xp.to_numpy, or move the layer with .to())"
+                    if array_library(a) == "cupy" else "")
+            raise TypeError(f"{name} must be an array (NumPy, on the layer's device "
+                            f"({backend.name!r}), or with __dlpack__ or __array__); got "
+                            f"{type(a).__module__}.{type(a).__name__}{hint}")
+        a = host
+        got = a.dtype.name
     if not got.startswith("float"):
         whose = f"{owner}'s dtype" if owner else "the layer's dtype"
         raise TypeError(f"{name} has dtype {got} but must be floating point ({want}, {whose}); "

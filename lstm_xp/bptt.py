@@ -22,6 +22,14 @@ then per step one (B, H) x (H, 4H) GEMM and one fused cell pass; backward mirror
 for the local derivatives) and computes dW_ih, dW_hh, db and dx after the loop as single
 GEMMs / reductions over all steps.
 
+Projection (LSTMP, ``proj_size`` P > 0, as torch.nn.LSTM): the cell's output m_t = o_t * tanh(c_t)
+(B, H) is projected, h_t = m_t W_hr^T with W_hr (P, H), so h and W_hh's columns have P
+entries. Forward adds one (B, H) x (H, P) GEMM per step; backward one (B, P) x (P, H) GEMM per
+step (dm_t = dh_t W_hr, which takes dh's place in the cell's backward) and
+dW_hr = sum_t dh_t^T m_t after the loop.
+
+Gradients are *added* to the ``grads`` arrays (they accumulate until the caller zeroes them).
+
 Padded batches (sequences of different lengths, right-padded to T): a (T, B, 1) boolean
 ``hold`` marks the padded steps (t >= length of sequence b). There the cell's result is
 discarded and the state is carried through unchanged,
@@ -48,9 +56,11 @@ class DirectionTape:
     Attributes:
         x: (T, B, I) the layer input.
         gates: (T, B, 4H) activated gates [i f g o] (overwritten by backward).
-        h, c: (T+1, B, H) states, the initial one included (see module docstring).
+        h: (T+1, B, P) hidden states (P = H without projection), the initial one included
+            (see module docstring).  c: (T+1, B, H) cell states, likewise.
         reverse: whether this direction runs from t = T-1 down to 0.
         hold: (T, B, 1) bool, True at padded steps; None when every sequence has T steps.
+        m: (T, B, H) the cell outputs o * tanh(c) before the projection; None without one.
     """
 
     x: object
@@ -59,6 +69,7 @@ class DirectionTape:
     c: object
     reverse: bool
     hold: object = None
+    m: object = None
 
     @property
     def steps(self) -> int:
@@ -90,36 +101,47 @@ class DirectionTape:
 
 
 def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
-                      hold=None) -> DirectionTape:
+                      hold=None, w_hr=None) -> DirectionTape:
     """Run one direction over the whole sequence.
 
     Args:
-        x: (T, B, I) C-contiguous input. w_ih (4H, I), w_hh (4H, H), b_ih, b_hh (4H,).
-        h0, c0: (B, H) initial state.
+        x: (T, B, I) C-contiguous input. w_ih (4H, I), w_hh (4H, P); b_ih, b_hh (4H,) or
+            None (no biases).
+        h0 (B, P), c0 (B, H): initial state.
         reverse: visit t = T-1 ... 0 instead of 0 ... T-1.
         hold: (T, B, 1) bool marking padded steps, or None (see module docstring).
+        w_hr: (P, H) projection of the cell output, or None (P = H, no projection).
 
     Returns:
         The tape: outputs, final state and everything backward needs.
     """
     xp = backend.xp
     T, B, I = x.shape
-    H = w_hh.shape[1]
+    H = w_ih.shape[0] // 4
+    P = w_hh.shape[1]
     # a_t = x_t W_ih^T + (b_ih + b_hh) for all t at once; h_prev W_hh^T is added per step
     gates = xp.reshape(xp.matmul(xp.reshape(x, (T * B, I)), w_ih.T), (T, B, 4 * H))
-    gates += b_ih + b_hh
-    h = backend.empty((T + 1, B, H), x.dtype)
+    if b_ih is not None:
+        gates += b_ih + b_hh
+    h = backend.empty((T + 1, B, P), x.dtype)
     c = backend.empty((T + 1, B, H), x.dtype)
-    tape = DirectionTape(x=x, gates=gates, h=h, c=c, reverse=reverse, hold=hold)
+    m = None if w_hr is None else backend.empty((T, B, H), x.dtype)
+    tape = DirectionTape(x=x, gates=gates, h=h, c=c, reverse=reverse, hold=hold, m=m)
     prev, cur = tape.slot_offsets()
     first = T if reverse else 0
     h[first, ...] = h0
     c[first, ...] = c0
     w_hh_t = w_hh.T
+    w_hr_t = None if w_hr is None else w_hr.T
     for t in tape.time_order():
         gates_t = gates[t, ...]
         backend.matmul_acc(h[t + prev, ...], w_hh_t, out=gates_t)
-        backend.lstm_cell_forward(gates_t, c[t + prev, ...], c[t + cur, ...], h[t + cur, ...])
+        if m is None:
+            backend.lstm_cell_forward(gates_t, c[t + prev, ...], c[t + cur, ...],
+                                      h[t + cur, ...])
+        else:                      # the cell writes m_t; h_t = m_t W_hr^T
+            backend.lstm_cell_forward(gates_t, c[t + prev, ...], c[t + cur, ...], m[t, ...])
+            backend.matmul_into(m[t, ...], w_hr_t, out=h[t + cur, ...])
         if hold is not None:
             backend.keep_where(h[t + cur, ...], h[t + prev, ...], hold[t, ...])
             backend.keep_where(c[t + cur, ...], c[t + prev, ...], hold[t, ...])
@@ -127,21 +149,22 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
 
 
 def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
-                       grads: dict, dx, accumulate_dx: bool):
+                       grads: dict, dx, accumulate_dx: bool, w_hr=None):
     """Backpropagate one direction through time; consumes ``tape`` (its gates are overwritten).
 
     Args:
         tape: from :func:`direction_forward`.
-        w_ih, w_hh: the weights forward used.
-        dy: (T, B, H) dL/d(outputs) of this direction (any strides) or None for zeros;
+        w_ih, w_hh, w_hr: the weights forward used (w_hr None without projection).
+        dy: (T, B, P) dL/d(outputs) of this direction (any strides) or None for zeros;
             zero at padded steps when the tape has ``hold``.
-        dh_n, dc_n: (B, H) dL/dh_n and dL/dc_n, or None for zeros.
-        grads: dict with arrays "w_ih" (4H, I), "w_hh" (4H, H), "b_ih", "b_hh" (4H,),
-            overwritten with this direction's parameter gradients.
+        dh_n (B, P), dc_n (B, H): dL/dh_n and dL/dc_n, or None for zeros.
+        grads: dict with arrays "w_ih" (4H, I), "w_hh" (4H, P), and "b_ih", "b_hh" (4H,) if
+            the layer has biases, "w_hr" (P, H) if it projects; this direction's parameter
+            gradients are *added* to them.
         dx: (T, B, I) C-contiguous array receiving dL/dx, added to it if ``accumulate_dx``.
 
     Returns:
-        (dh0, dc0), each (B, H): gradients of the initial state.
+        (dh0, dc0), each (B, P) and (B, H): gradients of the initial state.
 
     Steps are visited in the reverse of forward's order, in blocks of S steps. For each
     block the local derivatives (alpha, k, f; see Backend.lstm_backward_factors) are
@@ -150,33 +173,38 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
     the next step:
 
         dh_t  = dy_t + da_{next} W_hh               (carried in ``dh``)
-        dc_t  = dc + dh_t * alpha_t
-        da_t  = [dc_t k_i, dc_t k_f, dc_t k_g, dh_t k_o]      dc <- dc_t * f_t
+        dm_t  = dh_t                                 (dm_t = dh_t W_hr with a projection)
+        dc_t  = dc + dm_t * alpha_t
+        da_t  = [dc_t k_i, dc_t k_f, dc_t k_g, dm_t k_o]      dc <- dc_t * f_t
     and after the loop, over all steps at once:
 
         dW_ih = sum_t da_t^T x_t      dW_hh = sum_t da_t^T h_prev(t)
-        db_ih = db_hh = sum_t da_t    dx_t  = da_t W_ih
+        db_ih = db_hh = sum_t da_t    dx_t  = da_t W_ih      dW_hr = sum_t dh_t^T m_t
 
     At padded steps the factors are alpha = 0, k = 0, f = 1, so dc passes through
-    unchanged and da_t = 0; dh is put aside before the GEMM and restored after it.
+    unchanged and da_t = 0; dh is put aside before the GEMM and restored after it, and
+    (with a projection) the step's dh_t is left out of dW_hr, since there h_t = h_prev.
     """
     xp = backend.xp
     T, B, I = tape.x.shape
-    H = w_hh.shape[1]
+    H, P = tape.c.shape[-1], tape.h.shape[-1]
     dtype = tape.x.dtype
-    gates, c, hold = tape.gates, tape.c, tape.hold
+    gates, c, hold, m = tape.gates, tape.c, tape.hold, tape.m
     prev, cur = tape.slot_offsets()
-    dh, dc = backend.zeros((B, H), dtype), backend.zeros((B, H), dtype)   # C-contiguous
+    dh, dc = backend.zeros((B, P), dtype), backend.zeros((B, H), dtype)   # C-contiguous
     if dh_n is not None:
         dh[...] = dh_n
     if dc_n is not None:
         dc[...] = dc_n
+    if m is not None:
+        dm = backend.empty((B, H), dtype)
+        dh_steps = backend.empty((T, B, P), dtype)       # dh_t of every step, for dW_hr
     S = backend.backward_block_steps(T, B, H, xp.finfo(dtype).bits // 8)
     alpha, f_gate = backend.empty((S, B, H), dtype), backend.empty((S, B, H), dtype)
     if hold is not None:        # dy must already be zero at padded steps (LSTM.backward)
         padded = xp.astype(hold, dtype)                    # (T, B, 1): 1 padding, 0 real step
         valid = xp.astype(xp.logical_not(hold), dtype)     # (T, B, 1): 1 real step, 0 padding
-        dh_held = backend.empty((B, H), dtype)
+        dh_held = backend.empty((B, P), dtype)
     visits = list(reversed(tape.time_order()))
     for first in range(0, T, S):
         block = visits[first:first + S]
@@ -194,19 +222,31 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
             if dy is not None:
                 dh += dy[t, ...]
             gates_t = gates[t, ...]                     # factors k_t in, da_t out
-            backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...], f_gate[t - lo, ...],
-                                            dh, dc)
+            if m is None:
+                backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...],
+                                                f_gate[t - lo, ...], dh, dc)
+            else:
+                dh_steps[t, ...] = dh
+                backend.matmul_into(dh, w_hr, out=dm)   # dL/dm_t through the projection
+                backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...],
+                                                f_gate[t - lo, ...], dm, dc)
             if hold is not None:
                 dh_held[...] = dh
             backend.matmul_into(gates_t, w_hh, out=dh)  # dL/dh_prev through this step
             if hold is not None:    # padded rows pass dh straight through
                 backend.keep_where(dh, dh_held, hold[t, ...])
     da = xp.reshape(gates, (T * B, 4 * H))
-    backend.matmul_into(da.T, xp.reshape(tape.x, (T * B, I)), out=grads["w_ih"])
-    backend.matmul_into(da.T, xp.reshape(tape.previous_h(), (T * B, H)), out=grads["w_hh"])
-    db = xp.sum(da, axis=0)
-    grads["b_ih"][...] = db
-    grads["b_hh"][...] = db
+    backend.matmul_acc(da.T, xp.reshape(tape.x, (T * B, I)), out=grads["w_ih"])
+    backend.matmul_acc(da.T, xp.reshape(tape.previous_h(), (T * B, P)), out=grads["w_hh"])
+    if "b_ih" in grads:
+        db = xp.sum(da, axis=0)
+        grads["b_ih"] += db
+        grads["b_hh"] += db
+    if m is not None:
+        if hold is not None:
+            dh_steps *= valid
+        backend.matmul_acc(xp.reshape(dh_steps, (T * B, P)).T, xp.reshape(m, (T * B, H)),
+                           out=grads["w_hr"])
     dx2 = xp.reshape(dx, (T * B, I))
     (backend.matmul_acc if accumulate_dx else backend.matmul_into)(da, w_ih, out=dx2)
     return dh, dc

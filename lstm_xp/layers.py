@@ -1,4 +1,4 @@
-"""Layers around the LSTM: a fully connected (linear) head."""
+"""Layers around the LSTM: Linear, Embedding, Dropout (the module contract of module.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .arrays import as_input, check_finite, flag, positive_int
+from .arrays import as_input, check_finite, check_shape, flag, host_array, positive_int
 from .module import Module
 
 
@@ -21,8 +21,9 @@ class Linear(Module):
     Parameters (PyTorch's names): ``weight`` (F_out, F_in), ``bias`` (F_out,), both
     initialised ~ U(-1/sqrt(F_in), 1/sqrt(F_in)) as ``torch.nn.Linear``.
 
-    Shapes: x (..., F_in) -> y (..., F_out).  Backward, with N = prod(leading axes):
-        dW = dy^T x  (summed over the N rows)    db = sum of dy over rows    dx = dy W
+    Shapes: x (..., F_in) -> y (..., F_out).  Backward, with N = prod(leading axes), adds
+        dW += dy^T x  (summed over the N rows)    db += sum of dy over rows
+    and returns dx = dy W.
     """
 
     def __init__(self, in_features, out_features, bias=True, dtype="float32", device="cpu",
@@ -36,49 +37,151 @@ class Linear(Module):
         if flag("bias", bias):
             host["bias"] = rng.uniform(-bound, bound, self.out_features)
         self._init_params(host)
-        self._x = None
 
     def __repr__(self) -> str:
         return (f"Linear({self.in_features}, {self.out_features}, bias={'bias' in self.params}, "
                 f"dtype={self.dtype_name!r}, device={self.device!r})")
 
-    def _drop_saved(self) -> None:
-        self._x = None
-
-    def forward(self, x, *, train: bool = True):
-        """x (..., F_in) -> y (..., F_out); keeps x for backward when ``train``."""
+    def forward(self, x, *, train=None, return_tape: bool = False):
+        """x (..., F_in) -> y (..., F_out); a training-mode call keeps x for backward."""
         xp = self.backend.xp
-        x = as_input(self.backend, x, "x", self.dtype, copy=train)
+        training = self._training_call(train)
+        x = as_input(self.backend, x, "x", self.dtype, copy=training)
         if len(x.shape) == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have {self.in_features} features (in_features) in its "
                              f"last axis, got shape {tuple(x.shape)}")
         check_finite(self.backend, {"x": x})
+        lead = tuple(x.shape[:-1])
         x2 = xp.reshape(x, (-1, self.in_features))
         y = xp.matmul(x2, self.params["weight"].T)
         if "bias" in self.params:
             y += self.params["bias"]
-        self._x = x2 if train else None
-        self._lead = tuple(x.shape[:-1])
-        return xp.reshape(y, self._lead + (self.out_features,))
+        y = xp.reshape(y, lead + (self.out_features,))
+        tape = self._keep((x2, lead)) if training else None
+        return (y, tape) if return_tape else y
 
     __call__ = forward
 
-    def backward(self, dy):
-        """dy (..., F_out) -> dx (..., F_in); fills ``grads``. Uses up what forward kept."""
-        if self._x is None:
-            raise RuntimeError("Linear.backward() needs a forward(..., train=True) first "
-                               "(each backward uses it up)")
+    def backward(self, dy, *, tape=None):
+        """dy (..., F_out) -> dx (..., F_in); adds to ``grads``; uses up the tape."""
         xp = self.backend.xp
+        kept = self._find_tape(tape)
+        x2, lead = kept.data
         dy = as_input(self.backend, dy, "dy", self.dtype)
-        want = self._lead + (self.out_features,)
+        want = lead + (self.out_features,)
         if tuple(dy.shape) != want:
             raise ValueError(f"dy must have the shape of the last output {want}, "
                              f"got {tuple(dy.shape)}")
         check_finite(self.backend, {"dy": dy})
+        self._consume(kept)
         dy2 = xp.reshape(dy, (-1, self.out_features))
-        self.backend.matmul_into(dy2.T, self._x, out=self.grads["weight"])
+        self.backend.matmul_acc(dy2.T, x2, out=self.grads["weight"])
         if "bias" in self.params:
-            self.grads["bias"][...] = xp.sum(dy2, axis=0)
-        self._x = None
+            self.grads["bias"] += xp.sum(dy2, axis=0)
         dx = xp.matmul(dy2, self.params["weight"])
-        return xp.reshape(dx, self._lead + (self.in_features,))
+        return xp.reshape(dx, lead + (self.in_features,))
+
+
+class Embedding(Module):
+    """A lookup table: integer ids -> rows of ``weight``.
+
+        y[..., :] = weight[ids[...], :]          weight (V, E) ~ N(0, 1), as torch.nn.Embedding
+
+    Args:
+        num_embeddings: V, the number of ids.  embedding_dim: E.
+        dtype, device, seed: as for :class:`lstm_xp.LSTM`.
+
+    Shapes: ids (...) of any integer dtype, values in [0, V) -> y (..., E). Backward adds the
+    dense gradient dW[v] += sum of dy over the positions whose id is v (repeated ids sum).
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, dtype="float32", device="cpu", seed=None):
+        self.num_embeddings = positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = positive_int("embedding_dim", embedding_dim)
+        super().__init__(device, dtype)
+        rng = np.random.default_rng(seed)
+        self._init_params({"weight": rng.standard_normal((self.num_embeddings,
+                                                          self.embedding_dim))})
+
+    def __repr__(self) -> str:
+        return (f"Embedding({self.num_embeddings}, {self.embedding_dim}, "
+                f"dtype={self.dtype_name!r}, device={self.device!r})")
+
+    def _ids(self, ids):
+        """``ids`` as a flat device array of int64 and its shape, after checking them."""
+        backend, V = self.backend, self.num_embeddings
+        if not backend.owns(ids):
+            host = host_array(ids) if not isinstance(ids, (str, bytes)) else None
+            if host is None and isinstance(ids, (list, tuple, int)):
+                host = np.asarray(ids)
+            if host is None:
+                raise TypeError(f"ids must be an array of integers, got "
+                                f"{type(ids).__module__}.{type(ids).__name__}")
+            ids = backend.asarray(host)
+        kind = backend.dtype_name(ids.dtype)
+        if kind == "bool" or not (kind.startswith("int") or kind.startswith("uint")):
+            raise TypeError(f"ids must hold integers, got dtype {kind}")
+        xp = backend.xp
+        flat = xp.astype(xp.reshape(ids, (-1,)), xp.int64)
+        if flat.shape[0]:
+            low, high = (int(v) for v in backend.to_numpy(xp.stack([xp.min(flat), xp.max(flat)])))
+            if low < 0 or high >= V:
+                raise ValueError(f"ids must be in [0, {V}) (num_embeddings), got values "
+                                 f"from {low} to {high}")
+        return flat, tuple(ids.shape)
+
+    def forward(self, ids, *, train=None, return_tape: bool = False):
+        """ids (...) -> y (..., E)."""
+        xp = self.backend.xp
+        flat, shape = self._ids(ids)
+        y = xp.reshape(xp.take(self.params["weight"], flat, axis=0),
+                       shape + (self.embedding_dim,))
+        tape = self._keep((flat, shape)) if self._training_call(train) else None
+        return (y, tape) if return_tape else y
+
+    __call__ = forward
+
+    def backward(self, dy, *, tape=None) -> None:
+        """Adds dL/dweight to ``grads["weight"]`` (ids have no gradient); uses up the tape."""
+        kept = self._find_tape(tape)
+        flat, shape = kept.data
+        dy = as_input(self.backend, dy, "dy", self.dtype)
+        check_shape("dy", dy, shape + (self.embedding_dim,), "(the ids' shape + (embedding_dim,))")
+        check_finite(self.backend, {"dy": dy})
+        self._consume(kept)
+        self.backend.index_add(self.grads["weight"], flat,
+                               self.backend.xp.reshape(dy, (-1, self.embedding_dim)))
+
+
+class Dropout(Module):
+    """Inverted dropout: in training mode y = x * mask, each mask entry 0 with probability
+    p and 1 / (1 - p) otherwise (drawn from the backend's generator, ``lstm_xp.manual_seed``);
+    in eval mode y = x. p = 1 zeroes everything, as torch.nn.Dropout. No parameters.
+
+    Shapes: x (...) -> y (...); backward(dy) -> dx = dy * mask (the same mask).
+    """
+
+    def __init__(self, p=0.5, dtype="float32", device="cpu"):
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
+            raise ValueError(f"p must be a number in [0, 1], got {p!r}")
+        self.p = float(p)
+        super().__init__(device, dtype)
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p}, dtype={self.dtype_name!r}, device={self.device!r})"
+
+    def forward(self, x, *, train=None, return_tape: bool = False):
+        x = as_input(self.backend, x, "x", self.dtype)
+        if not self._training_call(train):
+            return (x, None) if return_tape else x
+        mask = self.backend.dropout_mask(tuple(x.shape), self.p, self.dtype)
+        tape = self._keep(mask)
+        return (x * mask, tape) if return_tape else x * mask
+
+    __call__ = forward
+
+    def backward(self, dy, *, tape=None):
+        kept = self._find_tape(tape)
+        dy = as_input(self.backend, dy, "dy", self.dtype)
+        check_shape("dy", dy, tuple(kept.data.shape), "(the shape of the last input)")
+        return dy * self._consume(kept)

@@ -10,9 +10,12 @@ Each layer k and direction d (d = 0 forward, d = 1 reverse) runs the recurrence
     h_t = o_t * tanh(c_t)
 
 over its input (the data for k = 0, the concatenated outputs of layer k-1 otherwise);
-``lstm_xp.bptt`` holds the time loop and its backward. Parameters carry PyTorch's names
-and shapes (``weight_ih_l0`` (4H, I), ``weight_hh_l0_reverse`` (4H, H), ...), rows in gate
-order i, f, g, o, so state dicts move between the two unchanged.
+``lstm_xp.bptt`` holds the time loop and its backward. As in torch.nn.LSTM, ``proj_size``
+P > 0 projects each output, h_t = W_hr (o_t * tanh(c_t)) (LSTMP); ``bias=False`` drops
+both biases; ``dropout`` p applies inverted dropout to each layer's output but the last, in
+training mode. Parameters carry PyTorch's names and shapes (``weight_ih_l0`` (4H, I),
+``weight_hh_l0_reverse`` (4H, H) -- (4H, P) with a projection --, ``weight_hr_l0`` (P, H),
+...), rows in gate order i, f, g, o, so state dicts move between the two unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+import warnings
 
 from .arrays import as_input, check_finite, check_shape, flag, positive_int, to_numpy
 from .bptt import direction_backward, direction_forward
@@ -29,43 +34,52 @@ RECURRENT_INITS = ("uniform", "orthogonal")
 
 
 def param_names(layer: int, direction: int) -> dict:
-    """PyTorch's names of one layer-direction's parameters, keyed w_ih, w_hh, b_ih, b_hh."""
+    """PyTorch's names of one layer-direction's parameters, keyed w_ih, w_hh, b_ih, b_hh,
+    w_hr (a layer has those of them its options call for)."""
     suffix = f"l{layer}" + ("_reverse" if direction == 1 else "")
     return {"w_ih": f"weight_ih_{suffix}", "w_hh": f"weight_hh_{suffix}",
-            "b_ih": f"bias_ih_{suffix}", "b_hh": f"bias_hh_{suffix}"}
+            "b_ih": f"bias_ih_{suffix}", "b_hh": f"bias_hh_{suffix}",
+            "w_hr": f"weight_hr_{suffix}"}
 
 
 def init_lstm_params(input_size, hidden_size, num_layers, num_directions, rng,
-                     forget_bias=None, recurrent_init="uniform") -> dict:
-    """Initial parameters as host float64 arrays, by PyTorch name.
+                     forget_bias=None, recurrent_init="uniform", bias=True,
+                     proj_size=0) -> dict:
+    """Initial parameters as host float64 arrays, by PyTorch name, in torch's order.
 
     Every entry ~ U(-1/sqrt(H), 1/sqrt(H)) as in ``torch.nn.LSTM``; optionally
-    ``weight_hh`` as four independent random orthogonal (H, H) blocks (one per gate), and
-    the forget-gate bias set so that b_if + b_hf = ``forget_bias``.
+    ``weight_hh`` as four independent random orthogonal blocks (one per gate; (H, P) with
+    orthonormal columns when projecting), and the forget-gate bias set so that
+    b_if + b_hf = ``forget_bias``.
     """
-    H = hidden_size
+    H, P = hidden_size, proj_size or hidden_size
     bound = 1.0 / math.sqrt(H)
     params = {}
     for k in range(num_layers):
-        in_k = input_size if k == 0 else H * num_directions
+        in_k = input_size if k == 0 else P * num_directions
         for d in range(num_directions):
             names = param_names(k, d)
             params[names["w_ih"]] = rng.uniform(-bound, bound, (4 * H, in_k))
             if recurrent_init == "orthogonal":
-                params[names["w_hh"]] = np.concatenate([_random_orthogonal(rng, H) for _ in range(4)])
+                params[names["w_hh"]] = np.concatenate(
+                    [_random_orthogonal(rng, H, P) for _ in range(4)])
             else:
-                params[names["w_hh"]] = rng.uniform(-bound, bound, (4 * H, H))
-            params[names["b_ih"]] = rng.uniform(-bound, bound, 4 * H)
-            params[names["b_hh"]] = rng.uniform(-bound, bound, 4 * H)
-            if forget_bias is not None:
-                params[names["b_ih"]][H:2 * H] = forget_bias
-                params[names["b_hh"]][H:2 * H] = 0.0
+                params[names["w_hh"]] = rng.uniform(-bound, bound, (4 * H, P))
+            if bias:
+                params[names["b_ih"]] = rng.uniform(-bound, bound, 4 * H)
+                params[names["b_hh"]] = rng.uniform(-bound, bound, 4 * H)
+                if forget_bias is not None:
+                    params[names["b_ih"]][H:2 * H] = forget_bias
+                    params[names["b_hh"]][H:2 * H] = 0.0
+            if proj_size:
+                params[names["w_hr"]] = rng.uniform(-bound, bound, (P, H))
     return params
 
 
-def _random_orthogonal(rng, n: int) -> np.ndarray:
-    """An (n, n) orthogonal matrix drawn uniformly (QR of a Gaussian, signs fixed)."""
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+def _random_orthogonal(rng, rows: int, cols: int) -> np.ndarray:
+    """A (rows, cols) matrix with orthonormal columns (rows >= cols), drawn uniformly
+    (QR of a Gaussian, signs fixed); orthogonal when square."""
+    q, r = np.linalg.qr(rng.standard_normal((rows, cols)))
     return q * np.sign(np.diag(r))
 
 
@@ -81,52 +95,84 @@ class LSTM(Module):
         dtype: "float32" or "float64".
         device: "cpu", "gpu", "auto" or a ``backends.Backend``.
         seed: seed of the initialisation (None: fresh entropy).
+        bias: learn b_ih and b_hh (False: no bias parameters, as torch).
+        dropout: p in [0, 1]; in training mode each layer's output but the last is
+            multiplied by an inverted-dropout mask (0 with probability p, else 1/(1-p)),
+            drawn from the backend's generator (``lstm_xp.manual_seed``).
+        proj_size: P, 0 <= P < H; if > 0 each output is projected, h_t = W_hr m_t (LSTMP).
         forget_bias: if given, initialise b_if + b_hf to this value (1.0 is common).
         recurrent_init: "uniform" (as PyTorch) or "orthogonal" for ``weight_hh``.
 
-    Shapes (as ``torch.nn.LSTM``): x (T, B, I), or (B, T, I) with batch_first, or (T, I)
-    unbatched; y (T, B, D*H) with the forward direction first in the last axis;
-    h_n, c_n (L*D, B, H), or (L*D, H) unbatched.
+    Shapes (as ``torch.nn.LSTM``), with P_out = P if proj_size else H: x (T, B, I), or
+    (B, T, I) with batch_first, or (T, I) unbatched; y (T, B, D*P_out) with the forward
+    direction first in the last axis; h_n (L*D, B, P_out); c_n (L*D, B, H) (without B
+    when unbatched).
+
+    Modes and tapes follow ``lstm_xp.module``: a training-mode forward keeps a tape, and
+    ``backward`` consumes the most recent one (or the one passed) and adds to ``grads``.
 
     Example::
 
-        lstm = LSTM(8, 32, num_layers=2, seed=0)
+        lstm = LSTM(8, 32, num_layers=2, dropout=0.2, seed=0)
         y, (h_n, c_n) = lstm.forward(x)                  # x (T, B, 8)
-        dx, (dh0, dc0) = lstm.backward(dy)               # fills lstm.grads
+        lstm.zero_grad()
+        dx, (dh0, dc0) = lstm.backward(dy)               # adds to lstm.grads
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False,
-                 batch_first=False, dtype="float32", device="cpu", seed=None,
-                 forget_bias=None, recurrent_init="uniform"):
+                 batch_first=False, dtype="float32", device="cpu", seed=None, bias=True,
+                 dropout=0.0, proj_size=0, forget_bias=None, recurrent_init="uniform"):
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)
         self.bidirectional = flag("bidirectional", bidirectional)
         self.batch_first = flag("batch_first", batch_first)
+        self.bias = flag("bias", bias)
+        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) \
+                or not 0 <= proj_size < self.hidden_size:
+            raise ValueError(f"proj_size must be an integer in [0, hidden_size) = "
+                             f"[0, {self.hidden_size}), got {proj_size!r}")
+        self.proj_size = int(proj_size)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)) \
+                or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        self.dropout = float(dropout)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(f"dropout={self.dropout} acts between stacked layers, so with "
+                          "num_layers=1 it does nothing (as in torch.nn.LSTM)", UserWarning,
+                          stacklevel=2)
         if recurrent_init not in RECURRENT_INITS:
             raise ValueError(f"recurrent_init must be one of {RECURRENT_INITS}, got {recurrent_init!r}")
         if forget_bias is not None and not (isinstance(forget_bias, (int, float, np.floating))
                                             and math.isfinite(forget_bias)):
             raise ValueError(f"forget_bias must be a finite number or None, got {forget_bias!r}")
+        if forget_bias is not None and not self.bias:
+            raise ValueError("forget_bias sets the forget gate's bias, but bias=False")
         super().__init__(device, dtype)
         self.num_directions = 2 if self.bidirectional else 1
         rng = np.random.default_rng(seed)
         self._init_params(init_lstm_params(self.input_size, self.hidden_size, self.num_layers,
-                                           self.num_directions, rng, forget_bias, recurrent_init))
-        self._tapes = None
-        self._layout = None
+                                           self.num_directions, rng, forget_bias,
+                                           recurrent_init, self.bias, self.proj_size))
+
+    @property
+    def output_size(self) -> int:
+        """P_out: features per direction of y and h_n (proj_size if set, else hidden_size)."""
+        return self.proj_size or self.hidden_size
 
     def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in (("bias", self.bias),
+                                                     ("dropout", self.dropout),
+                                                     ("proj_size", self.proj_size))
+                        if v != {"bias": True, "dropout": 0.0, "proj_size": 0}[k])
         return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bidirectional={self.bidirectional}, batch_first={self.batch_first}, "
+                f"bidirectional={self.bidirectional}, batch_first={self.batch_first}{extra}, "
                 f"dtype={self.dtype_name!r}, device={self.device!r})")
 
-    def _drop_saved(self) -> None:
-        self._tapes = None
-
-    def _layer_params(self, k: int, d: int):
-        names = param_names(k, d)
-        return {key: self.params[name] for key, name in names.items()}
+    def _layer_params(self, k: int, d: int, store=None):
+        """One layer-direction's arrays of ``store`` (default: params), by w_ih ... w_hr key."""
+        store = self.params if store is None else store
+        return {key: store[name] for key, name in param_names(k, d).items() if name in store}
 
     # ------------------------------------------------------------------ layouts
     def _time_major(self, a, unbatched: bool):
@@ -143,17 +189,27 @@ class LSTM(Module):
             return xp.reshape(a, (a.shape[0], a.shape[2]))
         return xp.permute_dims(a, (1, 0, 2)) if self.batch_first else a
 
-    def _state_in(self, name, a, batch: int, unbatched: bool):
-        """A (L*D, B, H) state argument (h0, c0, dh_n, dc_n) in time-major form, or None."""
+    def _state_in(self, name, a, batch: int, unbatched: bool, size: int, size_name: str):
+        """A (L*D, B, size) state argument (h0, c0, dh_n, dc_n) in time-major form, or None."""
         if a is None:
             return None
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        LD = self.num_layers * self.num_directions
         a = as_input(self.backend, a, name, self.dtype, ndims=(2,) if unbatched else (3,))
         if unbatched:
-            check_shape(name, a, (LD, H), "(num_layers * num_directions, hidden_size)")
-            return self.backend.xp.reshape(a, (LD, 1, H))
-        check_shape(name, a, (LD, batch, H), "(num_layers * num_directions, batch, hidden_size)")
+            check_shape(name, a, (LD, size), f"(num_layers * num_directions, {size_name})")
+            return self.backend.xp.reshape(a, (LD, 1, size))
+        check_shape(name, a, (LD, batch, size),
+                    f"(num_layers * num_directions, batch, {size_name})")
         return a
+
+    def _states_in(self, prefix, names, pair, batch, unbatched):
+        """(h, c) of a state pair: h has P_out features, c has H."""
+        h_size = "proj_size" if self.proj_size else "hidden_size"
+        h, c = pair
+        return (self._state_in(f"{prefix}[0] ({names[0]})", h, batch, unbatched,
+                               self.output_size, h_size),
+                self._state_in(f"{prefix}[1] ({names[1]})", c, batch, unbatched,
+                               self.hidden_size, "hidden_size"))
 
     def _state_out(self, a, unbatched: bool):
         return self.backend.xp.reshape(a, (a.shape[0], a.shape[2])) if unbatched else a
@@ -193,25 +249,32 @@ class LSTM(Module):
         return (self.backend.asarray(hold),
                 self.backend.asarray(np.logical_not(hold), dtype=self.dtype))
 
-    def forward(self, x, state=None, *, lengths=None, train: bool = True):
+    def forward(self, x, state=None, *, lengths=None, train=None, return_tape: bool = False):
         """Run the LSTM over a batch of sequences.
 
         Args:
-            x: (T, B, I), or (B, T, I) if batch_first, or (T, I) unbatched; a NumPy array
-               (moved to the layer's device) or an array on that device, of the layer's dtype.
-            state: (h0, c0), each (L*D, B, H) — (L*D, H) unbatched — or None for zeros.
+            x: (T, B, I), or (B, T, I) if batch_first, or (T, I) unbatched: a NumPy array,
+               an array on the layer's device, or any array with ``__dlpack__`` or
+               ``__array__`` (e.g. a torch CPU tensor), of the layer's dtype.
+            state: (h0, c0), h0 (L*D, B, P_out) and c0 (L*D, B, H) -- without B unbatched --,
+               or None for zeros.
             lengths: (B,) integers in [1, T] (host or device) for a right-padded batch, as
                PyTorch's packed sequences: outputs past each length are zero, (h_n, c_n) are
                each sequence's state at its own last step, the reverse direction starts at
                that step, and padded steps add nothing to any gradient. None: all have T.
-            train: keep what :meth:`backward` needs; False for inference (keeps nothing).
+            train: None (the layer's mode), True or False: this call's mode. Training mode
+               applies dropout and keeps a tape for :meth:`backward`; eval keeps nothing.
+            return_tape: also return the tape (None in eval mode), to pass to backward.
 
         Returns:
-            y: (T, B, D*H) [or (B, T, D*H), or (T, D*H)]: last layer's h_t, forward
-               direction in [..., :H], reverse in [..., H:].
-            (h_n, c_n): each (L*D, B, H) [or (L*D, H)]; entry k*D + d is layer k, direction d.
+            y: (T, B, D*P_out) [or (B, T, D*P_out), or (T, D*P_out)]: last layer's h_t,
+               forward direction in [..., :P_out], reverse in [..., P_out:].
+            (h_n, c_n): (L*D, B, P_out) and (L*D, B, H) [or without B]; entry k*D + d is
+               layer k, direction d.
+            tape: only with ``return_tape``.
         """
         backend, xp = self.backend, self.backend.xp
+        training = self._training_call(train)
         x = as_input(backend, x, "x", self.dtype, ndims=(2, 3))
         unbatched = len(x.shape) == 2
         if x.shape[-1] != self.input_size:
@@ -224,9 +287,8 @@ class LSTM(Module):
                              "sequence needs at least one step")
         if B == 0:
             raise ValueError(f"x is an empty batch (B = 0, shape {tuple(x.shape)})")
-        h0, c0 = self._pair("state", "(h0, c0)", state)
-        h0 = self._state_in("state[0] (h0)", h0, B, unbatched)
-        c0 = self._state_in("state[1] (c0)", c0, B, unbatched)
+        h0, c0 = self._states_in("state", ("h0", "c0"), self._pair("state", "(h0, c0)", state),
+                                 B, unbatched)
         hold, valid = self._lengths_in(lengths, T, B, unbatched)
         # a private, C-contiguous, time-major copy: later changes to the caller's x cannot
         # corrupt the gradients, and every GEMM sees a plain (T*B, I) matrix
@@ -235,89 +297,104 @@ class LSTM(Module):
         if hold is not None:        # padding is ignored, whatever it holds (NaN included)
             layer_input[...] = xp.where(hold, 0.0, layer_input)
         check_finite(backend, {"x": layer_input, "state[0] (h0)": h0, "state[1] (c0)": c0})
-        H, D = self.hidden_size, self.num_directions
-        h_n = backend.empty((self.num_layers * D, B, H), self.dtype)
-        c_n = backend.empty((self.num_layers * D, B, H), self.dtype)
-        zeros = backend.zeros((B, H), self.dtype) if h0 is None or c0 is None else None
-        tapes = []
-        for k in range(self.num_layers):
-            y = backend.empty((T, B, D * H), self.dtype)
+        H, P, D, L = self.hidden_size, self.output_size, self.num_directions, self.num_layers
+        h_n = backend.empty((L * D, B, P), self.dtype)
+        c_n = backend.empty((L * D, B, H), self.dtype)
+        zero_h = backend.zeros((B, P), self.dtype) if h0 is None else None
+        zero_c = backend.zeros((B, H), self.dtype) if c0 is None else None
+        tapes, masks = [], []
+        for k in range(L):
+            y = backend.empty((T, B, D * P), self.dtype)
             layer_tapes = []
             for d in range(D):
                 s = k * D + d
                 p = self._layer_params(k, d)
-                tape = direction_forward(backend, layer_input, p["w_ih"], p["w_hh"], p["b_ih"],
-                                         p["b_hh"], zeros if h0 is None else h0[s, ...],
-                                         zeros if c0 is None else c0[s, ...], reverse=d == 1,
-                                         hold=hold)
-                y[:, :, d * H:(d + 1) * H] = tape.outputs()
+                tape = direction_forward(backend, layer_input, p["w_ih"], p["w_hh"],
+                                         p.get("b_ih"), p.get("b_hh"),
+                                         zero_h if h0 is None else h0[s, ...],
+                                         zero_c if c0 is None else c0[s, ...], reverse=d == 1,
+                                         hold=hold, w_hr=p.get("w_hr"))
+                y[:, :, d * P:(d + 1) * P] = tape.outputs()
                 if valid is not None:
-                    y[:, :, d * H:(d + 1) * H] *= valid
+                    y[:, :, d * P:(d + 1) * P] *= valid
                 h_last, c_last = tape.final_state()
                 h_n[s, ...] = h_last
                 c_n[s, ...] = c_last
                 layer_tapes.append(tape)
+            mask = None
+            if training and self.dropout > 0 and k < L - 1:     # between layers, as torch
+                mask = backend.dropout_mask((T, B, D * P), self.dropout, self.dtype)
+                y *= mask
             tapes.append(layer_tapes)
+            masks.append(mask)
             layer_input = y
-        self._tapes = tapes if train else None
-        self._layout = unbatched
-        return (self._user_layout(layer_input, unbatched),
-                (self._state_out(h_n, unbatched), self._state_out(c_n, unbatched)))
+        outputs = (self._user_layout(layer_input, unbatched),
+                   (self._state_out(h_n, unbatched), self._state_out(c_n, unbatched)))
+        if not training:
+            return outputs + (None,) if return_tape else outputs
+        tape = self._keep({"tapes": tapes, "masks": masks, "unbatched": unbatched})
+        return outputs + (tape,) if return_tape else outputs
 
     __call__ = forward
 
     # ----------------------------------------------------------------- backward
-    def backward(self, dy=None, dstate=None):
-        """Backpropagate through time what the last ``forward(train=True)`` computed.
+    def backward(self, dy=None, dstate=None, *, tape=None):
+        """Backpropagate through time one training-mode forward: the most recent one not yet
+        backpropagated, or the one whose ``tape`` is given.
 
         Args:
             dy: dL/dy, shaped like y, or None (no loss on the outputs).
             dstate: (dh_n, dc_n) shaped like (h_n, c_n), either may be None; or None.
+            tape: a tape from ``forward(..., return_tape=True)``; None: the most recent.
 
         Returns:
             dx: dL/dx, shaped like x.
             (dh0, dc0): dL/dh0 and dL/dc0, shaped like the state (also when forward
                 started from zeros).
 
-        Side effect: ``self.grads[name]`` = dL/d``params[name]`` for every parameter.
-        The activations kept by forward are used up: a second backward needs a new forward.
+        Side effect: dL/d``params[name]`` is *added* to ``self.grads[name]`` for every
+        parameter (``zero_grad()`` resets them). The tape is used up.
+
+        Raises:
+            RuntimeError: no outstanding forward; a consumed tape; a tape whose forward ran
+                before ``load_state_dict()`` or ``to()``.
         """
-        if self._tapes is None:
-            raise RuntimeError("backward() needs the activations of a forward(..., train=True) "
-                               "call, and each backward() uses them up; call forward() again")
         backend = self.backend
-        unbatched = self._layout
-        tapes = self._tapes
+        kept = self._find_tape(tape)
+        data = kept.data
+        unbatched, tapes, masks = data["unbatched"], data["tapes"], data["masks"]
         T, B = tapes[0][0].x.shape[0], tapes[0][0].x.shape[1]
-        H, D, L = self.hidden_size, self.num_directions, self.num_layers
+        H, P, D, L = self.hidden_size, self.output_size, self.num_directions, self.num_layers
         if dy is not None:
             dy = as_input(backend, dy, "dy", self.dtype, ndims=(2,) if unbatched else (3,))
             dy = self._time_major(dy, unbatched)
-            check_shape("dy", dy, (T, B, D * H), "(steps, batch, num_directions * hidden_size) "
+            size = "proj_size" if self.proj_size else "hidden_size"
+            check_shape("dy", dy, (T, B, D * P), f"(steps, batch, num_directions * {size}) "
                         "in time-major order")
             hold = tapes[0][0].hold
             if hold is not None:           # outputs at padded steps are constant zeros
                 dy = backend.xp.where(hold, 0.0, dy)
-        dh_n, dc_n = self._pair("dstate", "(dh_n, dc_n)", dstate)
-        dh_n = self._state_in("dstate[0] (dh_n)", dh_n, B, unbatched)
-        dc_n = self._state_in("dstate[1] (dc_n)", dc_n, B, unbatched)
+        dh_n, dc_n = self._states_in("dstate", ("dh_n", "dc_n"),
+                                     self._pair("dstate", "(dh_n, dc_n)", dstate), B, unbatched)
         check_finite(backend, {"dy": dy, "dstate[0] (dh_n)": dh_n, "dstate[1] (dc_n)": dc_n})
-        self._tapes = None   # backward overwrites the saved gates: no second use
-        dh0 = backend.empty((L * D, B, H), self.dtype)
+        self._consume(kept)      # backward overwrites the saved gates: no second use
+        dh0 = backend.empty((L * D, B, P), self.dtype)
         dc0 = backend.empty((L * D, B, H), self.dtype)
         d_out = dy
         for k in reversed(range(L)):
+            if k < L - 1 and masks[k] is not None and d_out is not None:
+                d_out = d_out * masks[k]        # through layer k's dropout
             d_in = backend.empty(tuple(tapes[k][0].x.shape), self.dtype)
             for d in range(D):
                 s = k * D + d
                 p = self._layer_params(k, d)
-                grads = {key: self.grads[name] for key, name in param_names(k, d).items()}
                 dh, dc = direction_backward(
                     backend, tapes[k][d], p["w_ih"], p["w_hh"],
-                    None if d_out is None else d_out[:, :, d * H:(d + 1) * H],
+                    None if d_out is None else d_out[:, :, d * P:(d + 1) * P],
                     None if dh_n is None else dh_n[s, ...],
                     None if dc_n is None else dc_n[s, ...],
-                    grads, d_in, accumulate_dx=d > 0)
+                    self._layer_params(k, d, self.grads), d_in, accumulate_dx=d > 0,
+                    w_hr=p.get("w_hr"))
                 dh0[s, ...] = dh
                 dc0[s, ...] = dc
             d_out = d_in

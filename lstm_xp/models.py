@@ -1,7 +1,8 @@
 """Small models built from the layers: a one-step forecaster and a character model.
 
-A model is a named set of layers (``model.layers``: name -> layer) with forward/backward;
-``state_dict`` keys are "<layer>.<parameter>", e.g. "lstm.weight_ih_l0", "head.bias".
+A model is a :class:`lstm_xp.module.Container` of named layers (``model.layers``: name ->
+layer) with forward/backward: modes, zero_grad, named_parameters and state dicts as a
+layer's, names "<layer>.<parameter>", e.g. "lstm.weight_ih_l0", "head.bias".
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import numpy as np
 
 from .layers import Linear
 from .lstm import LSTM
+from .module import Container
 
 
 def _child_seeds(seed, n: int):
@@ -18,37 +20,8 @@ def _child_seeds(seed, n: int):
     return [int(s) for s in np.random.default_rng(seed).integers(0, 2**31 - 1, size=n)]
 
 
-class Model:
-    """Named layers; parameters and devices handled together."""
-
-    layers: dict
-
-    @property
-    def backend(self):
-        return next(iter(self.layers.values())).backend
-
-    def optimizable(self) -> list:
-        """The layers, in a fixed order, for an optimizer."""
-        return list(self.layers.values())
-
-    def state_dict(self) -> dict:
-        return {f"{lname}.{k}": v for lname, layer in self.layers.items()
-                for k, v in layer.state_dict().items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Load "<layer>.<param>" arrays; every layer's names must match exactly."""
-        unknown = sorted({k.split(".", 1)[0] for k in state} - set(self.layers))
-        if unknown:
-            raise ValueError(f"state has parameters for unknown layers {unknown}; "
-                             f"this model has {sorted(self.layers)}")
-        for lname, layer in self.layers.items():
-            prefix = lname + "."
-            layer.load_params({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-
-    def to(self, device):
-        for layer in self.layers.values():
-            layer.to(device)
-        return self
+class Model(Container):
+    """Named layers; parameters, modes and devices handled together."""
 
 
 class SeriesForecaster(Model):
@@ -60,23 +33,24 @@ class SeriesForecaster(Model):
     Shapes: x (B, W, 1) -> out (B, 1).
     """
 
-    def __init__(self, hidden_size=32, num_layers=1, dtype="float32", device="cpu", seed=None):
+    def __init__(self, hidden_size=32, num_layers=1, dtype="float32", device="cpu", seed=None,
+                 dropout=0.0):
         s_lstm, s_head = _child_seeds(seed, 2)
         self.lstm = LSTM(1, hidden_size, num_layers=num_layers, batch_first=True, dtype=dtype,
-                         device=device, seed=s_lstm, forget_bias=1.0)
+                         device=device, seed=s_lstm, forget_bias=1.0, dropout=dropout)
         self.head = Linear(hidden_size, 1, dtype=dtype, device=device, seed=s_head)
         self.layers = {"lstm": self.lstm, "head": self.head}
 
-    def forward(self, x, *, train: bool = True):
+    def forward(self, x, *, train=None):
         _, (h_n, _) = self.lstm.forward(x, train=train)
-        self._batch = h_n.shape[1]
         return self.head.forward(h_n[-1, ...], train=train)
 
     def backward(self, dout) -> None:
-        """dout (B, 1) = dL/dout; fills every layer's grads."""
+        """dout (B, 1) = dL/dout; adds to every layer's grads."""
         d_top = self.head.backward(dout)
         lstm = self.lstm
-        dh_n = lstm.backend.zeros((lstm.num_layers, self._batch, lstm.hidden_size), lstm.dtype)
+        dh_n = lstm.backend.zeros((lstm.num_layers, d_top.shape[0], lstm.hidden_size),
+                                  lstm.dtype)
         dh_n[-1, ...] = d_top
         lstm.backward(None, (dh_n, None))
 
@@ -91,14 +65,15 @@ class CharModel(Model):
     """
 
     def __init__(self, vocab_size, hidden_size=128, num_layers=1, dtype="float32", device="cpu",
-                 seed=None):
+                 seed=None, dropout=0.0):
         s_lstm, s_head = _child_seeds(seed, 2)
         self.lstm = LSTM(vocab_size, hidden_size, num_layers=num_layers, batch_first=True,
-                         dtype=dtype, device=device, seed=s_lstm, forget_bias=1.0)
+                         dtype=dtype, device=device, seed=s_lstm, forget_bias=1.0,
+                         dropout=dropout)
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, device=device, seed=s_head)
         self.layers = {"lstm": self.lstm, "head": self.head}
 
-    def forward(self, x, state=None, *, train: bool = True):
+    def forward(self, x, state=None, *, train=None):
         y, state = self.lstm.forward(x, state, train=train)
         return self.head.forward(y, train=train), state
 

@@ -1,9 +1,13 @@
 """Optimizers and gradient clipping over layers that follow the params/grads convention.
 
     opt = Adam([lstm, head], lr=1e-3)
+    opt.zero_grad()                       # gradients accumulate until zeroed
     ... forward, loss, backward ...
     clip_grad_norm([lstm, head], max_norm=1.0)
     opt.step()
+
+The update formulas are torch.optim's (SGD with momentum, Nesterov and L2 weight decay;
+Adam with L2 weight decay; AdamW with decoupled decay); the tests compare them over steps.
 
 Parameters are updated in place, so ``layer.params`` keeps pointing at the same arrays.
 All arithmetic stays on the layers' device; nothing here synchronises with the host.
@@ -60,6 +64,11 @@ class Optimizer:
             buf = self.state[full] = backend.asarray(host, dtype=like.dtype, copy=True)
         return buf
 
+    def zero_grad(self) -> None:
+        """Set the gradients of every layer this optimizer updates to zero, in place."""
+        for layer in self.layers:
+            layer.zero_grad()
+
     def step(self) -> None:
         """Update every parameter from its gradient (one optimisation step)."""
         self.steps += 1
@@ -97,40 +106,54 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with momentum and time-based learning-rate decay.
+    """Stochastic gradient descent with momentum, Nesterov momentum, L2 weight decay and
+    time-based learning-rate decay (torch.optim.SGD's formulas, dampening 0, plus ``decay``):
 
         lr_t = lr / (1 + decay * (t - 1))          (t = 1, 2, ... counts steps)
-        v    <- momentum * v + grad                (v = grad when momentum = 0)
-        p    <- p - lr_t * v
+        g    = grad + weight_decay * p
+        v    <- momentum * v + g                   (v = g at the first step)
+        d    = g + momentum * v  if nesterov  else  v      (d = g when momentum = 0)
+        p    <- p - lr_t * d
     """
 
-    def __init__(self, layers, lr=0.01, momentum=0.0, decay=0.0):
+    def __init__(self, layers, lr=0.01, momentum=0.0, decay=0.0, nesterov=False,
+                 weight_decay=0.0):
         super().__init__(layers, lr)
         self.momentum = _positive("momentum", momentum, allow_zero=True)
         self.decay = _positive("decay", decay, allow_zero=True)
+        self.weight_decay = _positive("weight_decay", weight_decay, allow_zero=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        if nesterov and not self.momentum:
+            raise ValueError("nesterov=True needs a momentum > 0")
+        self.nesterov = bool(nesterov)
 
     def current_lr(self) -> float:
         return self.lr / (1.0 + self.decay * max(self.steps - 1, 0))
 
     def _update(self, key, backend, param, grad) -> None:
         lr_t = self.current_lr()
+        g = grad + self.weight_decay * param if self.weight_decay else grad
         if self.momentum:
             v = self._slot(key, "velocity", backend, param)
             v *= self.momentum
-            v += grad
-            param -= lr_t * v
-        else:
-            param -= lr_t * grad
+            v += g
+            g = g + self.momentum * v if self.nesterov else v
+        param -= lr_t * g
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015), with bias correction.
+    """Adam (Kingma & Ba, 2015), with bias correction and optional L2 weight decay
+    (torch.optim.Adam's formulas):
 
+        g = grad + weight_decay * p
         m <- b1 m + (1 - b1) g           v <- b2 v + (1 - b2) g^2
         p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
     """
 
-    def __init__(self, layers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    decoupled = False
+
+    def __init__(self, layers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(layers, lr)
         if (not isinstance(betas, (tuple, list)) or len(betas) != 2
                 or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas)):
@@ -138,9 +161,14 @@ class Adam(Optimizer):
         b1, b2 = betas
         self.b1, self.b2 = float(b1), float(b2)
         self.eps = _positive("eps", eps)
+        self.weight_decay = _positive("weight_decay", weight_decay, allow_zero=True)
 
     def _update(self, key, backend, param, grad) -> None:
         xp = backend.xp
+        if self.weight_decay and self.decoupled:
+            param *= 1.0 - self.lr * self.weight_decay
+        elif self.weight_decay:
+            grad = grad + self.weight_decay * param
         m = self._slot(key, "m", backend, param)
         v = self._slot(key, "v", backend, param)
         m *= self.b1
@@ -150,6 +178,18 @@ class Adam(Optimizer):
         m_hat = 1.0 / (1.0 - self.b1 ** self.steps)
         v_hat = 1.0 / (1.0 - self.b2 ** self.steps)
         param -= (self.lr * m_hat) * m / (xp.sqrt(v * v_hat) + self.eps)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019; torch.optim.AdamW):
+
+        p <- p * (1 - lr * weight_decay)          then Adam's update, without decay in g
+    """
+
+    decoupled = True
+
+    def __init__(self, layers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(layers, lr, betas, eps, weight_decay)
 
 
 def global_grad_norm(layers):

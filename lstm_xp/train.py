@@ -338,6 +338,7 @@ def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir)
     for step, (x, target) in enumerate(task.batches(rng, cfg), 1):
         # the step's own arrays (gradients, carried state) are checked here, as one verdict
         # on the loss and the gradient norm, not by the input checks of each layer call
+        model.zero_grad()                    # gradients accumulate: one step's only
         with finite_checks(False):
             loss = task.train_step(model, x, target)
         xp = model.backend.xp                # loss and gradient norm in one transfer

@@ -353,7 +353,7 @@ def test_each_step_is_one_gemm_and_one_fused_cell_pass(rng):
     # one pass for the local derivatives of the (here single) block of steps, then per step
     # one fused cell pass and one GEMM
     per_direction = (["lstm_backward_factors"] + ["lstm_cell_backward_step", "matmul_into"] * T
-                     + ["matmul_into"] * 2)
+                     + ["matmul_acc"] * 2)
     want = ["to_numpy"]
     for _ in range(L):
         want += per_direction + ["matmul_into"] + per_direction + ["matmul_acc"]
