@@ -115,6 +115,16 @@ class Backend:
         """Restart this backend's generator from ``seed`` (None: fresh entropy)."""
         self.random = np.random.default_rng(seed)
 
+    def generator_state(self):
+        """The generator's state as plain data (for checkpoints), or None if it cannot be
+        saved."""
+        return self.random.bit_generator.state
+
+    def set_generator_state(self, state) -> None:
+        """Restore a :meth:`generator_state` (None: leave the generator as it is)."""
+        if state is not None:
+            self.random.bit_generator.state = state
+
     def dropout_mask(self, shape, p: float, dtype):
         """An inverted-dropout mask: each entry 0 with probability ``p``, else 1 / (1 - p)
         (so the expectation of ``mask * x`` is x); all zeros for p = 1.

@@ -84,6 +84,9 @@ class CupyBackend(Backend):
         super().manual_seed(seed)
         self._device_random = cupy.random.default_rng(seed)
 
+    def generator_state(self):
+        return None        # CuPy's device generator state is not saved: see README, Checkpoints
+
     def dropout_mask(self, shape, p: float, dtype):
         """As Backend.dropout_mask, drawn on the device (no host transfer); CuPy's generator
         gives other masks than NumPy's for the same seed."""

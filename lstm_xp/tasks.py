@@ -87,7 +87,7 @@ class ForecastTask:
 
     def build_model(self, cfg):
         return SeriesForecaster(cfg.hidden_size, cfg.num_layers, dtype=cfg.dtype,
-                                device=cfg.device, seed=cfg.seed)
+                                device=cfg.device, seed=cfg.seed, dropout=cfg.dropout)
 
     def steps_per_epoch(self, cfg) -> int:
         return math.ceil(len(self.split["train"]) / cfg.batch_size)
@@ -239,8 +239,9 @@ class CharTask:
         return cls(text, source, cfg.seq_len, cfg.bptt)
 
     def build_model(self, cfg):
+        # one-hot input, not an Embedding: measured no faster (BENCHMARKS.md, "Decisions")
         return CharModel(len(self.vocab), cfg.hidden_size, cfg.num_layers, dtype=cfg.dtype,
-                         device=cfg.device, seed=cfg.seed)
+                         device=cfg.device, seed=cfg.seed, dropout=cfg.dropout)
 
     def _stream_length(self, cfg) -> int:
         n = (len(self.ids["train"]) - self.bptt) // cfg.batch_size

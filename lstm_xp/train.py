@@ -62,6 +62,8 @@ class TrainConfig:
                                      int)
     hidden_size: int | None = _option(None, "LSTM units per layer", int)
     num_layers: int = _option(1, "stacked LSTM layers", int)
+    dropout: float = _option(0.0, "dropout on each LSTM layer's output but the last "
+                             "(training only; needs num-layers >= 2)", float)
     lr: float | None = _option(None, "learning rate", float)
     optimizer: str = _option("adam", "optimizer", str, OPTIMIZERS)
     momentum: float = _option(0.9, "sgd only: momentum", float)
@@ -94,6 +96,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "hidden_size", "num_layers"):
             setattr(cfg, name, positive_int_option(name, getattr(cfg, name)))
         require(is_real(cfg.lr) and cfg.lr > 0, "lr", "a number > 0", cfg.lr)
+        require(is_real(cfg.dropout) and 0 <= cfg.dropout < 1, "dropout", "a number in [0, 1)",
+                cfg.dropout)
+        if cfg.dropout and cfg.num_layers < 2:
+            raise ConfigError("dropout", "{name} acts between stacked LSTM layers, so it needs "
+                              "{opt[num_layers]} 2 or more (got {n})", n=cfg.num_layers)
         require(is_real(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum",
                 "a number in [0, 1)", cfg.momentum)
         require(is_real(cfg.lr_decay) and cfg.lr_decay >= 0, "lr_decay", "a number >= 0",
@@ -279,12 +286,14 @@ def _run(cfg: TrainConfig, run_dir, ckpt, progress: bool, echo, runs_root) -> Ru
     layers = model.optimizable()
     optimizer = make_optimizer(cfg, layers)
     rng = np.random.default_rng([cfg.seed, 1])       # batch order; the model init uses cfg.seed
+    backend.manual_seed(int(np.random.default_rng([cfg.seed, 2]).integers(2**31)))  # dropout
     history, best_val, best, seconds = [], math.inf, None, 0.0
     if ckpt is not None:
         _check_same_data(ckpt, task, run_dir)
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optim)
         rng.bit_generator.state = ckpt.rng
+        backend.set_generator_state(ckpt.extra.get("dropout_rng"))
         try:
             history = ckpt.extra["history"]
             best_val, seconds = ckpt.extra["best_val"], ckpt.extra["wall_seconds"]
@@ -322,7 +331,7 @@ def _run(cfg: TrainConfig, run_dir, ckpt, progress: bool, echo, runs_root) -> Ru
             epoch=epoch + 1, config=asdict(cfg), rng=rng.bit_generator.state,
             model=model.state_dict(), optim=optimizer.state_dict(), best=best or {},
             extra={"history": history, "best_val": best_val, "wall_seconds": seconds,
-                   "data": task.describe()}))
+                   "data": task.describe(), "dropout_rng": backend.generator_state()}))
         note = f", {skipped} non-finite steps skipped" if skipped else ""
         echo(f"epoch {epoch + 1:3d}/{cfg.epochs}  train loss {train_loss:.5g}  "
              f"val {metric} {val:.5g}{' *' if best_val == val else ''}  ({seconds:.1f} s){note}")

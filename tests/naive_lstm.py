@@ -2,7 +2,10 @@
 
 Written separately from ``lstm_xp`` (no shared code, no fused buffers, no in-place
 tricks, textbook sigmoid) so that the fast path has something independent to agree
-with. Parameters use PyTorch's names; inputs are time-major (T, B, I).
+with. Parameters use PyTorch's names; inputs are time-major (T, B, I). Follows
+torch.nn.LSTM's options: no bias parameters means zero biases; a ``weight_hr`` projects
+each step's output, h = W_hr (o * tanh(c)); ``masks[k]`` (dropout, given by the caller)
+multiplies layer k's output before layer k+1 reads it.
 """
 
 import numpy as np
@@ -21,18 +24,21 @@ def split_gates(w, H):
 
 def layer_weights(params, k, d, H):
     sfx = f"l{k}" + ("_reverse" if d else "")
+    bias = (params[f"bias_ih_{sfx}"] + params[f"bias_hh_{sfx}"]
+            if f"bias_ih_{sfx}" in params else np.zeros(4 * H))
     return {
         "W": split_gates(params[f"weight_ih_{sfx}"], H),
         "U": split_gates(params[f"weight_hh_{sfx}"], H),
-        "b": split_gates(params[f"bias_ih_{sfx}"] + params[f"bias_hh_{sfx}"], H),
+        "b": split_gates(bias, H),
+        "R": params.get(f"weight_hr_{sfx}"),       # (P, H) projection, or None
     }
 
 
-def forward(params, x, h0, c0, num_layers, bidirectional):
-    """Returns y (T, B, D*H), h_n, c_n (L*D, B, H) and a per-step record for backward."""
+def forward(params, x, h0, c0, num_layers, bidirectional, masks=None):
+    """Returns y (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H) and a per-step record."""
     T, B, _ = x.shape
     D = 2 if bidirectional else 1
-    H = h0.shape[-1]
+    H = c0.shape[-1]
     h_n = np.zeros_like(h0)
     c_n = np.zeros_like(c0)
     record = []
@@ -42,7 +48,7 @@ def forward(params, x, h0, c0, num_layers, bidirectional):
         for d in range(D):
             w = layer_weights(params, k, d, H)
             h, c = h0[k * D + d].copy(), c0[k * D + d].copy()
-            out = np.zeros((T, B, H))
+            out = np.zeros((T, B, h.shape[-1]))
             steps = []
             order = range(T - 1, -1, -1) if d else range(T)
             for t in order:
@@ -50,27 +56,33 @@ def forward(params, x, h0, c0, num_layers, bidirectional):
                 i, f, o = sigmoid(pre["i"]), sigmoid(pre["f"]), sigmoid(pre["o"])
                 g = np.tanh(pre["g"])
                 c_new = f * c + i * g
-                h_new = o * np.tanh(c_new)
+                m = o * np.tanh(c_new)
+                h_new = m if w["R"] is None else m @ w["R"].T
                 steps.append(dict(t=t, x=layer_in[t], h_prev=h, c_prev=c, c=c_new,
-                                  i=i, f=f, g=g, o=o))
+                                  i=i, f=f, g=g, o=o, m=m))
                 h, c = h_new, c_new
                 out[t] = h
             h_n[k * D + d], c_n[k * D + d] = h, c
             outs.append(out)
             record.append((k, d, layer_in, steps))
         layer_in = np.concatenate(outs, axis=-1)
+        if masks is not None and masks[k] is not None:
+            layer_in = layer_in * masks[k]
     return layer_in, h_n, c_n, record
 
 
-def backward(params, record, dy, dh_n, dc_n, num_layers, bidirectional, input_size):
+def backward(params, record, dy, dh_n, dc_n, num_layers, bidirectional, input_size,
+             masks=None):
     """Gradients of L given dL/dy, dL/dh_n, dL/dc_n (arrays; zeros for absent ones)."""
     D = 2 if bidirectional else 1
-    H = dh_n.shape[-1]
+    H = dc_n.shape[-1]
     grads = {name: np.zeros_like(v) for name, v in params.items()}
     dh0, dc0 = np.zeros_like(dh_n), np.zeros_like(dc_n)
     by_layer = {(k, d): (layer_in, steps) for k, d, layer_in, steps in record}
     d_out = dy
     for k in reversed(range(num_layers)):
+        if masks is not None and masks[k] is not None:
+            d_out = d_out * masks[k]
         layer_in = by_layer[(k, 0)][0]
         d_in = np.zeros_like(layer_in)
         for d in range(D):
@@ -80,13 +92,20 @@ def backward(params, record, dy, dh_n, dc_n, num_layers, bidirectional, input_si
             dW = {n: np.zeros_like(w["W"][n]) for n in GATES}
             dU = {n: np.zeros_like(w["U"][n]) for n in GATES}
             db = {n: np.zeros(H) for n in GATES}
+            dR = None if w["R"] is None else np.zeros_like(w["R"])
             dh = dh_n[k * D + d].copy()
             dc = dc_n[k * D + d].copy()
+            P = dh.shape[-1]
             for s in reversed(steps):
-                dh = dh + d_out[s["t"], :, d * H:(d + 1) * H]
+                dh = dh + d_out[s["t"], :, d * P:(d + 1) * P]
+                if w["R"] is None:
+                    dm = dh
+                else:                          # h = m R^T
+                    dR += dh.T @ s["m"]
+                    dm = dh @ w["R"]
                 tanh_c = np.tanh(s["c"])
-                do = dh * tanh_c
-                dc = dc + dh * s["o"] * (1 - tanh_c ** 2)
+                do = dm * tanh_c
+                dc = dc + dm * s["o"] * (1 - tanh_c ** 2)
                 di = dc * s["g"]
                 dg = dc * s["i"]
                 df = dc * s["c_prev"]
@@ -107,8 +126,11 @@ def backward(params, record, dy, dh_n, dc_n, num_layers, bidirectional, input_si
             dh0[k * D + d], dc0[k * D + d] = dh, dc
             grads[f"weight_ih_{sfx}"] = np.concatenate([dW[n] for n in GATES])
             grads[f"weight_hh_{sfx}"] = np.concatenate([dU[n] for n in GATES])
-            grads[f"bias_ih_{sfx}"] = np.concatenate([db[n] for n in GATES])
-            grads[f"bias_hh_{sfx}"] = grads[f"bias_ih_{sfx}"].copy()
+            if f"bias_ih_{sfx}" in params:
+                grads[f"bias_ih_{sfx}"] = np.concatenate([db[n] for n in GATES])
+                grads[f"bias_hh_{sfx}"] = grads[f"bias_ih_{sfx}"].copy()
+            if dR is not None:
+                grads[f"weight_hr_{sfx}"] = dR
         d_out = d_in
     return d_out, dh0, dc0, grads
 

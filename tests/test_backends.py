@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import backends
+import lstm_xp
 from backends import Backend, BackendUnavailableError, get_backend
 from backends.numpy_backend import NumpyBackend
 from cases import GATE_FORMS, numpy_backend
@@ -268,18 +269,23 @@ def lstm_pair(strict, **kw):
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True),
-                                dict(num_layers=2, batch_first=True)], ids=str)
+                                dict(num_layers=2, batch_first=True),
+                                dict(num_layers=2, bidirectional=True, proj_size=2),
+                                dict(bias=False), dict(num_layers=3, dropout=0.5)], ids=str)
 def test_lstm_runs_unchanged_on_a_strict_array_api_device(strict, kw, rng):
     cpu, other = lstm_pair(strict, **kw)
     D = 2 if kw.get("bidirectional") else 1
     L = kw.get("num_layers", 1)
     x = rng.standard_normal((2, 5, 3) if kw.get("batch_first") else (5, 2, 3))
-    h0 = rng.standard_normal((L * D, 2, 4))
-    y, (h_n, c_n) = cpu.forward(x, (h0, h0))
+    h0 = rng.standard_normal((L * D, 2, kw.get("proj_size") or 4))
+    c0 = rng.standard_normal((L * D, 2, 4))
+    lstm_xp.manual_seed(11)                      # the same dropout masks on both devices
+    y, (h_n, c_n) = cpu.forward(x, (h0, c0))
     dy = rng.standard_normal(y.shape)
     dx, (dh0, dc0) = cpu.backward(dy, (h_n, None))
 
-    sy, (sh, sc) = other.forward(x, (strict.asarray(h0), h0))   # host and device inputs
+    lstm_xp.manual_seed(11)
+    sy, (sh, sc) = other.forward(x, (strict.asarray(h0), c0))   # host and device inputs
     assert other.backend.owns(sy) and other.backend.owns(sh)
     sdx, (sdh0, sdc0) = other.backward(strict.asarray(dy), (sh, None))
     for want, got in ((y, sy), (h_n, sh), (c_n, sc), (dx, sdx), (dh0, sdh0), (dc0, sdc0)):
