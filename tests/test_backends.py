@@ -321,6 +321,23 @@ def test_training_step_runs_unchanged_on_a_strict_device(strict, rng):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
+def test_embedding_dropout_and_adamw_run_unchanged_on_a_strict_device(strict, rng):
+    from lstm_xp import AdamW, Dropout, Embedding
+    ids = rng.integers(0, 6, size=(4, 3))
+    dy = rng.standard_normal((4, 3, 2))
+    results = []
+    for device in ("cpu", strict):
+        emb = Embedding(6, 2, dtype="float64", seed=1, device=device)
+        drop = Dropout(0.4, dtype="float64", device=device)
+        opt = AdamW([emb], lr=0.1)
+        lstm_xp.manual_seed(2)
+        drop.forward(emb.forward(ids))
+        emb.backward(drop.backward(dy))
+        opt.step()
+        results.append(emb.backend.to_numpy(emb.params["weight"]))
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-13)
+
+
 # ------------------------------------------------------- the per-step contract
 class CountingBackend(NumpyBackend):
     """The NumPy backend, recording which primitive ran, in order."""

@@ -103,6 +103,7 @@ def test_training_step_on_gpu_matches_cpu(gpu, rng):
         head = Linear(8, 1, dtype="float64", seed=2, device=device)
         opt = Adam([lstm, head], lr=0.01)
         for _ in range(3):
+            opt.zero_grad()
             y, _ = lstm.forward(x)
             loss = MSELoss()
             loss.forward(head.forward(y), target)
@@ -181,3 +182,43 @@ def test_backward_in_blocks_of_steps_on_gpu(gpu, monkeypatch, steps_per_block, r
     for name in cpu_lstm.grads:
         np.testing.assert_allclose(gpu.to_numpy(gpu_lstm.grads[name]), cpu_lstm.grads[name],
                                    err_msg=name, **TOL["float64"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kw", [dict(proj_size=3, num_layers=2, bidirectional=True),
+                                dict(bias=False)], ids=str)
+def test_lstm_options_on_gpu_match_cpu(gpu, kw, rng):
+    cpu_lstm = LSTM(3, 5, dtype="float64", seed=4, **kw)
+    gpu_lstm = LSTM(3, 5, dtype="float64", seed=4, device="gpu", **kw)
+    x = rng.standard_normal((6, 2, 3))
+    y, _ = cpu_lstm.forward(x)
+    dx, _ = cpu_lstm.backward(np.cos(y))
+    gy, _ = gpu_lstm.forward(x)
+    gdx, _ = gpu_lstm.backward(gpu.asarray(np.cos(y)))
+    np.testing.assert_allclose(gpu.to_numpy(gy), y, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(gpu.to_numpy(gdx), dx, rtol=1e-11, atol=1e-12)
+    for name in cpu_lstm.grads:
+        np.testing.assert_allclose(gpu.to_numpy(gpu_lstm.grads[name]), cpu_lstm.grads[name],
+                                   rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.gpu
+def test_dropout_masks_and_embedding_on_gpu(gpu, rng):
+    import cupy
+    from lstm_xp import Embedding, manual_seed
+    manual_seed(3)
+    mask = gpu.dropout_mask((400, 50), 0.3, cupy.float32)
+    assert mask.dtype == cupy.float32 and isinstance(mask, cupy.ndarray)
+    values = set(np.unique(gpu.to_numpy(mask)).tolist())
+    assert values == {0.0, np.float32(1 / 0.7)}
+    assert abs(float((mask == 0).mean()) - 0.3) < 0.01
+    cpu_emb = Embedding(7, 3, dtype="float64", seed=0)
+    gpu_emb = Embedding(7, 3, dtype="float64", seed=0, device="gpu")
+    ids = rng.integers(0, 7, size=(5, 4))
+    dy = rng.standard_normal((5, 4, 3))
+    cpu_emb.forward(ids)
+    cpu_emb.backward(dy)
+    gpu_emb.forward(ids)
+    gpu_emb.backward(gpu.asarray(dy))
+    np.testing.assert_allclose(gpu.to_numpy(gpu_emb.grads["weight"]), cpu_emb.grads["weight"],
+                               rtol=1e-12)
