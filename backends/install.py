@@ -15,6 +15,7 @@ EXTRAS = {
     "cuda12": ("cupy-cuda12x[ctk]>=14.2",),
     "cuda13": ("cupy-cuda13x[ctk]>=14.2",),
     "train": ("tqdm>=4.60", "matplotlib>=3.7"),
+    "onnx": ("onnx>=1.16",),
 }
 
 

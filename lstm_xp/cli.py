@@ -197,4 +197,42 @@ def predict_main(argv=None) -> int:
     return 0
 
 
-__all__ = ["train_main", "predict_main", "train_parser", "predict_parser", "describe_os_error"]
+# --------------------------------------------------------------------------- export
+def export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="export.py",
+        description="Write a trained run's model (its best parameters) as an ONNX graph from "
+                    "raw inputs to raw outputs: series runs take 'window' (B, W) float64 raw "
+                    "values and give 'forecast' (B,), the number predict.py --steps 1 prints "
+                    "for that window; chars runs take 'ids' (B, T) int64 and give 'logits' "
+                    "(B, T, V). The run's task, window and vocabulary are in the model's "
+                    "metadata_props. Needs the onnx package.")
+    p.add_argument("run", help="a run folder, or its checkpoint.npz")
+    p.add_argument("out", help="the .onnx file to write")
+    return p
+
+
+@_quiet_on_broken_pipe
+def export_main(argv=None) -> int:
+    """scripts/export.py: a trained run as an ONNX model."""
+    args = export_parser().parse_args(argv)
+    try:
+        from .onnx import export_run
+        model = export_run(args.run, args.out)
+    except (ImportError, CheckpointError, ValueError) as err:
+        return _fail(str(err))
+    except OSError as err:
+        return _fail(describe_os_error(err))
+    names = ", ".join(f"{v.name} {_dims(v)}" for v in model.graph.input)
+    outs = ", ".join(f"{v.name} {_dims(v)}" for v in model.graph.output)
+    print(f"wrote {args.out}: inputs {names}; outputs {outs}")
+    return 0
+
+
+def _dims(value_info) -> str:
+    dims = value_info.type.tensor_type.shape.dim
+    return "(" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
+
+
+__all__ = ["train_main", "predict_main", "export_main", "train_parser", "predict_parser",
+           "export_parser", "describe_os_error"]

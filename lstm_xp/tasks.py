@@ -144,6 +144,31 @@ class ForecastTask:
         lines += [f"t+{k}\t{v:.6g}" for k, v in enumerate(values, 1)]
         return "\n".join(lines)
 
+    def export_onnx(self, model, path, metadata: dict):
+        """An ONNX graph from "window" (B, W) float64 raw values, oldest first, to "forecast"
+        (B,) float64: the one-step forecast in the series' units, what :meth:`predict`
+        returns (the scaling of ``data.DeltaScaler`` included)."""
+        from .onnx import GraphBuilder, add_lstm
+        g = GraphBuilder(model.lstm.dtype_name)
+        f64 = g.onnx.TensorProto.DOUBLE
+        window = g.input("window", ["B", self.window], f64)
+        last = g.node("Slice", [window, g.axes(-1), g.axes(self.window), g.axes(1)])  # (B, 1)
+        scale = g.const("scale", np.array(self.scaler.scale, np.float64))
+        encoded = g.node("Div", [g.node("Sub", [window, last]), scale])
+        x = g.node("Unsqueeze", [g.node("Cast", [encoded], to=g.elem), g.axes(2)])  # (B, W, 1)
+        _, h_n, _ = add_lstm(g, model.lstm, g.to_time_major(x))
+        L = model.lstm.num_layers
+        top = g.node("Squeeze", [g.slice0(h_n, L - 1, L), g.axes(0)])          # (B, H)
+        out = g.node("Cast", [g.linear(top, model.head)], to=f64)             # (B, 1)
+        forecast = g.node("Add", [g.node("Squeeze", [last, g.axes(1)]),
+                                  g.node("Mul", [g.node("Squeeze", [out, g.axes(1)]), scale])])
+        g.output(forecast, "forecast", ["B"], f64)
+        model_proto = g.model(f"lstm_xp_{self.series.name}", {
+            "task": self.series.name, "window": self.window, "unit": self.series.unit,
+            "scale": repr(self.scaler.scale), "last_label": self.series.labels[-1], **metadata})
+        g.onnx.save(model_proto, str(path))
+        return model_proto
+
     def summary_line(self) -> str:
         return (f"{len(self.series.values)} values, window {self.window}, train/val/test "
                 f"examples {'/'.join(str(len(self.split[p])) for p in ('train', 'val', 'test'))}")
@@ -338,6 +363,23 @@ class CharTask:
     def predict_text(self, model, length: int = 300, prime: str = "def ",
                      temperature: float = 0.8, seed: int = 0) -> str:
         return self.sample(model, prime, length, temperature, np.random.default_rng(seed))
+
+    def export_onnx(self, model, path, metadata: dict):
+        """An ONNX graph from "ids" (B, T) int64 character indices (``vocabulary`` in the
+        metadata maps them to characters) to "logits" (B, T, V) of the next character."""
+        import json
+        from .onnx import GraphBuilder, add_lstm
+        g = GraphBuilder(model.lstm.dtype_name)
+        V = len(self.vocab)
+        ids = g.input("ids", ["B", "T"], g.onnx.TensorProto.INT64)
+        x = g.node("OneHot", [ids, g.const("depth", np.array(V, np.int64)),
+                              g.const("off_on", np.array([0, 1], g.np_dtype))], axis=-1)
+        y, _, _ = add_lstm(g, model.lstm, g.to_time_major(x))
+        g.output(g.linear(g.to_time_major(y), model.head), "logits", ["B", "T", V])
+        model_proto = g.model("lstm_xp_chars", {
+            "task": "chars", "vocabulary": json.dumps(self.vocab.chars), **metadata})
+        g.onnx.save(model_proto, str(path))
+        return model_proto
 
     def summary_line(self) -> str:
         return (f"{sum(len(v) for v in self.ids.values())} characters ({len(self.vocab)} "

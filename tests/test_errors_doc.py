@@ -74,7 +74,8 @@ def test_documented_command_line_error(command, status, stderr, cli_folder, monk
     monkeypatch.chdir(cli_folder)
     before = (cli_folder / "run" / "checkpoint.npz").read_bytes()
     script, *argv = shlex.split(command)
-    main = {"train.py": cli.train_main, "predict.py": cli.predict_main}[script]
+    main = {"train.py": cli.train_main, "predict.py": cli.predict_main,
+            "export.py": cli.export_main}[script]
     assert main(argv) == int(status)
     assert capsys.readouterr().err == stderr + "\n"
     assert (cli_folder / "run" / "checkpoint.npz").read_bytes() == before
