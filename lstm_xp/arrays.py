@@ -149,6 +149,14 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
+def probability(name: str, value) -> float:
+    """``value`` as a float, or ValueError unless it is a number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+            or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
 def flag(name: str, value) -> bool:
     """``value`` as a bool, or TypeError unless it is True or False."""
     if not isinstance(value, (bool, np.bool_)):

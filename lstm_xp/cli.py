@@ -20,7 +20,7 @@ from backends import DEVICES, BackendUnavailableError
 from .checkpoint import CheckpointError
 from .options import ConfigError, flag, not_for_task
 from .tasks import TASKS
-from .train import TrainConfig, TrainingDiverged, load_run, resume, train
+from .train import SGD_OPTIONS, TrainConfig, TrainingDiverged, load_run, resume, train
 
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
 
@@ -69,6 +69,8 @@ def _quiet_on_broken_pipe(main):
 
 # ------------------------------------------------------------------------- training
 def _defaults_note(name: str, default) -> str:
+    if name in SGD_OPTIONS:
+        return f" (--optimizer sgd only; default {SGD_OPTIONS[name]})"
     per_task = {task: kind.defaults(task)[name] for task, kind in TASKS.items()
                 if name in kind.defaults(task)}
     takers = [task for task, kind in TASKS.items() if name in kind.options]
@@ -86,7 +88,7 @@ def _defaults_note(name: str, default) -> str:
 
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="train.py", argument_default=argparse.SUPPRESS,
+        prog="train.py", argument_default=argparse.SUPPRESS, allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train an lstm-xp model on a built-in dataset and compare it with simple "
                     "baselines on the same test points.",
@@ -153,7 +155,7 @@ def _predict_takers(option: str) -> list:
 
 def predict_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="predict.py", argument_default=argparse.SUPPRESS,
+        prog="predict.py", argument_default=argparse.SUPPRESS, allow_abbrev=False,
         description="Forecast (series runs) or sample text (chars runs) with a trained run. "
                     "Series forecasts continue past the series' last value one step at a "
                     "time, each forecast fed back as the newest input, so errors compound "
@@ -200,7 +202,7 @@ def predict_main(argv=None) -> int:
 # --------------------------------------------------------------------------- export
 def export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="export.py",
+        prog="export.py", allow_abbrev=False,
         description="Write a trained run's model (its best parameters) as an ONNX graph from "
                     "raw inputs to raw outputs: series runs take 'window' (B, W) float64 raw "
                     "values and give 'forecast' (B,), the number predict.py --steps 1 prints "

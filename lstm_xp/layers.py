@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from .arrays import as_input, check_finite, check_shape, flag, host_array, positive_int
+from .arrays import (as_input, check_finite, check_shape, flag, host_array, positive_int,
+                     probability)
 from .module import Module
 
 
@@ -162,9 +163,7 @@ class Dropout(Module):
     """
 
     def __init__(self, p=0.5, dtype="float32", device="cpu"):
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
-            raise ValueError(f"p must be a number in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = probability("p", p)
         super().__init__(device, dtype)
 
     def __repr__(self) -> str:
@@ -174,6 +173,9 @@ class Dropout(Module):
         x = as_input(self.backend, x, "x", self.dtype)
         if not self._training_call(train):
             return (x, None) if return_tape else x
+        if self.p == 0:                   # nothing to drop: no mask drawn
+            tape = self._keep(tuple(x.shape))
+            return (x, tape) if return_tape else x
         mask = self.backend.dropout_mask(tuple(x.shape), self.p, self.dtype)
         tape = self._keep(mask)
         return (x * mask, tape) if return_tape else x * mask
@@ -182,6 +184,9 @@ class Dropout(Module):
 
     def backward(self, dy, *, tape=None):
         kept = self._find_tape(tape)
+        mask = kept.data
+        shape = mask if isinstance(mask, tuple) else tuple(mask.shape)
         dy = as_input(self.backend, dy, "dy", self.dtype)
-        check_shape("dy", dy, tuple(kept.data.shape), "(the shape of the last input)")
-        return dy * self._consume(kept)
+        check_shape("dy", dy, shape, "(the shape of the last input)")
+        self._consume(kept)
+        return dy if isinstance(mask, tuple) else dy * mask

@@ -26,7 +26,8 @@ import numpy as np
 
 import warnings
 
-from .arrays import as_input, check_finite, check_shape, flag, positive_int, to_numpy
+from .arrays import (as_input, check_finite, check_shape, flag, positive_int, probability,
+                     to_numpy)
 from .bptt import direction_backward, direction_forward
 from .module import Module
 
@@ -133,10 +134,7 @@ class LSTM(Module):
             raise ValueError(f"proj_size must be an integer in [0, hidden_size) = "
                              f"[0, {self.hidden_size}), got {proj_size!r}")
         self.proj_size = int(proj_size)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)) \
-                or not 0 <= dropout <= 1:
-            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
-        self.dropout = float(dropout)
+        self.dropout = probability("dropout", dropout)
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(f"dropout={self.dropout} acts between stacked layers, so with "
                           "num_layers=1 it does nothing (as in torch.nn.LSTM)", UserWarning,

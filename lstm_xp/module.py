@@ -189,7 +189,7 @@ class Module:
         With ``strict`` the names must match exactly; otherwise the names present are loaded
         and the others reported. Shapes must agree; floating values of another precision are
         converted to the layer's dtype. Values must be finite. Nothing is changed unless every
-        entry is valid. Outstanding tapes become stale.
+        entry is valid. Outstanding tapes become stale if anything was loaded.
 
         Returns:
             (missing_keys, unexpected_keys), as ``torch.nn.Module.load_state_dict``.
@@ -198,10 +198,18 @@ class Module:
             ValueError: (strict) missing or extra names, a wrong shape, or non-finite values.
             TypeError: ``state_dict`` not a mapping, or a value that is not a floating array.
         """
+        staged, keys = self._stage(state_dict, strict)
+        self._commit(staged)
+        return keys
+
+    def _stage(self, state_dict, strict: bool, prefix: str = ""):
+        """Check ``state_dict`` against this layer without changing anything: the host arrays
+        to load by name, and the (missing, unexpected) keys. ``prefix`` ("head.") is how the
+        names appear to the user, for messages and the returned keys."""
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"params must be a dict of arrays, got {type(state_dict).__name__}")
-        missing = sorted(set(self.params) - set(state_dict))
-        extra = sorted(set(state_dict) - set(self.params))
+        missing = sorted(prefix + k for k in set(self.params) - set(state_dict))
+        extra = sorted(prefix + k for k in set(state_dict) - set(self.params))
         if strict and (missing or extra):
             parts = ([f"missing {missing}"] if missing else []) + \
                     ([f"unexpected {extra}"] if extra else [])
@@ -211,19 +219,24 @@ class Module:
         for name in self.params:
             if name not in state_dict:
                 continue
-            host = self._host_copy(name, state_dict[name])
+            shown = prefix + name
+            host = self._host_copy(shown, state_dict[name])
             want = tuple(self.params[name].shape)
             if host.shape != want:
-                raise ValueError(f"params[{name!r}] must have shape {want}, got {host.shape}")
+                raise ValueError(f"params[{shown!r}] must have shape {want}, got {host.shape}")
             if not np.issubdtype(host.dtype, np.floating):
-                raise TypeError(f"params[{name!r}] must be floating point, got {host.dtype}")
+                raise TypeError(f"params[{shown!r}] must be floating point, got {host.dtype}")
             if not np.all(np.isfinite(host)):
-                raise ValueError(f"params[{name!r}] contains NaN or Inf")
+                raise ValueError(f"params[{shown!r}] contains NaN or Inf")
             staged[name] = host
+        return staged, IncompatibleKeys(missing, extra)
+
+    def _commit(self, staged: dict) -> None:
+        if not staged:
+            return
         for name, host in staged.items():
             self.params[name][...] = self.backend.asarray(host, dtype=self.dtype)
         self._parameters_changed("load_state_dict()")
-        return IncompatibleKeys(missing, extra)
 
     def load_params(self, params) -> None:
         """``load_state_dict(params, strict=True)`` (the older name)."""
@@ -313,20 +326,35 @@ class Container:
                 for k, v in layer.state_dict().items()}
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
-        """Load "<layer>.<param>" arrays into each layer (see Module.load_state_dict)."""
-        unknown = sorted({k.split(".", 1)[0] for k in state_dict} - set(self.layers))
+        """Load "<layer>.<param>" arrays into each layer (see Module.load_state_dict): every
+        layer is checked before any is changed; keys of no layer are unexpected."""
+        staged, keys = self._stage(state_dict, strict)
+        self._commit(staged)
+        return keys
+
+    def _stage(self, state_dict, strict: bool, prefix: str = ""):
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"params must be a dict of arrays, got {type(state_dict).__name__}")
+        unknown = sorted(prefix + k for k in state_dict
+                         if k.split(".", 1)[0] not in self.layers or "." not in k)
         if unknown and strict:
-            raise ValueError(f"state has parameters for unknown layers {unknown}; "
-                             f"this model has {sorted(self.layers)}")
-        missing, unexpected = [], [k for k in state_dict if k.split(".", 1)[0] in unknown]
+            raise ValueError(f"state has parameters for no layer of this model: {unknown}; "
+                             f"its layers are {sorted(self.layers)}")
+        staged, missing, unexpected = {}, [], list(unknown)
         for lname, layer in self.layers.items():
-            prefix = lname + "."
-            result = layer.load_state_dict(
-                {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)},
-                strict=strict)
-            missing += [prefix + k for k in result.missing_keys]
-            unexpected += [prefix + k for k in result.unexpected_keys]
-        return IncompatibleKeys(missing, unexpected)
+            head = lname + "."
+            part = {k[len(head):]: v for k, v in state_dict.items() if k.startswith(head)}
+            if not part and not strict:
+                missing += [prefix + head + k for k, _ in layer.named_parameters()]
+                continue
+            staged[lname], keys = layer._stage(part, strict, prefix + head)
+            missing += keys.missing_keys
+            unexpected += keys.unexpected_keys
+        return staged, IncompatibleKeys(missing, unexpected)
+
+    def _commit(self, staged: dict) -> None:
+        for lname, layer_staged in staged.items():
+            self.layers[lname]._commit(layer_staged)
 
     def to(self, device):
         for layer in self.layers.values():

@@ -70,10 +70,16 @@ class Optimizer:
             layer.zero_grad()
 
     def step(self) -> None:
-        """Update every parameter from its gradient (one optimisation step)."""
+        """Update every parameter from its gradient (one optimisation step). Forwards still
+        waiting for their backward become stale: their activations were made with the old
+        parameters (as torch refuses a backward through weights changed in place)."""
         self.steps += 1
         for key, backend, param, grad in self._entries():
             self._update(key, backend, param, grad)
+        for layer in self.layers:
+            changed = getattr(layer, "_parameters_changed", None)
+            if changed is not None and layer._tapes:
+                changed("an optimizer step")
 
     def _update(self, key, backend, param, grad) -> None:
         raise NotImplementedError

@@ -62,6 +62,10 @@ class ForecastTask:
         return dict(cls.DEFAULTS[name])
 
     @classmethod
+    def check_given(cls, cfg) -> None:
+        """Nothing given can make another of this kind's options meaningless."""
+
+    @classmethod
     def validate(cls, cfg) -> None:
         cfg.window = positive_int_option("window", cfg.window)
 
@@ -227,11 +231,24 @@ class CharTask:
         return dict(cls.DEFAULTS[name])
 
     @classmethod
+    def check_given(cls, cfg) -> None:
+        """With ``bptt`` an epoch is one pass over the text in chunks of ``bptt``: random
+        windows (``seq_len``, ``batches_per_epoch``) are not drawn."""
+        for name in ("seq_len", "batches_per_epoch"):
+            if cfg.bptt is not None and getattr(cfg, name) is not None:
+                raise ConfigError(name, "{name} sets the random training windows, which "
+                                  "{opt[bptt]} replaces by one pass over the text in chunks "
+                                  "of {opt[bptt]} characters")
+
+    @classmethod
     def validate(cls, cfg) -> None:
-        for name in ("seq_len", "batches_per_epoch", "max_chars"):
-            setattr(cfg, name, positive_int_option(name, getattr(cfg, name)))
         if cfg.bptt is not None:
             cfg.bptt = positive_int_option("bptt", cfg.bptt)
+            cfg.seq_len = cfg.batches_per_epoch = None      # not used when streaming
+        names = ("max_chars",) if cfg.bptt is not None else \
+            ("seq_len", "batches_per_epoch", "max_chars")
+        for name in names:
+            setattr(cfg, name, positive_int_option(name, getattr(cfg, name)))
         require(cfg.text is None or isinstance(cfg.text, str), "text",
                 "a path to a text file, or None", cfg.text)
         check_encoding(cfg.encoding)
@@ -251,10 +268,11 @@ class CharTask:
         self.seq_len = seq_len
         bounds = time_split(len(ids), fractions)
         self.ids = {part: ids[lo:hi] for part, (lo, hi) in bounds.items()}
+        chunk, chunk_name = (bptt, "bptt") if bptt else (seq_len, "seq_len")
         for part, part_ids in self.ids.items():
-            if len(part_ids) < max(seq_len + 2, 2 * self.eval_streams):
+            if len(part_ids) < max(chunk + 2, 2 * self.eval_streams):
                 raise ValueError(f"the text is too short: its {part} part has {len(part_ids)} "
-                                 f"characters, fewer than seq_len + 2 = {seq_len + 2}")
+                                 f"characters, fewer than {chunk_name} + 2 = {chunk + 2}")
         self.loss = CrossEntropyLoss()
 
     @classmethod

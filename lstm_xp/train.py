@@ -33,6 +33,7 @@ from .options import ConfigError, is_real, not_for_task, positive_int_option, re
 from .tasks import TASKS, build_task, task_class, task_names, tasks_taking
 
 OPTIMIZERS = ("adam", "sgd")
+SGD_OPTIONS = {"momentum": 0.9, "lr_decay": 0.0}     # options of sgd only, their defaults
 TIE_MARGIN = 0.05     # scores within 5 % are a tie: the seed-to-seed spread measured on `seed`
 ON_NONFINITE = ("stop", "skip")
 
@@ -66,10 +67,9 @@ class TrainConfig:
                              "(training only; needs num-layers >= 2)", float)
     lr: float | None = _option(None, "learning rate", float)
     optimizer: str = _option("adam", "optimizer", str, OPTIMIZERS)
-    momentum: float = _option(0.9, "sgd only: momentum", float)
-    lr_decay: float = _option(0.0, "sgd only: lr / (1 + lr_decay * step)", float)
-    clip: float | None = _option(1.0, "global gradient-norm limit (0 or None: no clipping)",
-                                 float)
+    momentum: float | None = _option(None, "momentum", float)
+    lr_decay: float | None = _option(None, "lr / (1 + lr_decay * step)", float)
+    clip: float | None = _option(1.0, "global gradient-norm limit (0: no clipping)", float)
     window: int | None = _option(None, "past values per forecast", int)
     seq_len: int | None = _option(None, "characters per training sequence", int)
     batches_per_epoch: int | None = _option(None, "random windows per epoch", int)
@@ -80,7 +80,7 @@ class TrainConfig:
                                "sources", str)
     encoding: str | None = _option(None, "the encoding of the text file", str)
     max_chars: int | None = _option(None, "at most this many characters of the text", int)
-    seed: int = _option(0, "seeds initialisation and batch order", int)
+    seed: int = _option(0, "seeds initialisation, batch order and dropout masks", int)
     on_nonfinite: str = _option("stop", "what a step with a NaN/Inf loss or gradient does: "
                                 "stop the run, or skip the step", str, ON_NONFINITE)
 
@@ -91,7 +91,16 @@ class TrainConfig:
             ConfigError (a ValueError) naming the first bad field.
         """
         kind = task_class(self.task)
-        filled = {k: v for k, v in kind.defaults(self.task).items() if getattr(self, k) is None}
+        kind.check_given(self)                 # options that a given one makes meaningless
+        require(self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}",
+                self.optimizer)
+        for name in SGD_OPTIONS:
+            if self.optimizer != "sgd" and getattr(self, name) is not None:
+                raise ConfigError(name, "{name} applies only to {opt[optimizer]} sgd, not to "
+                                  "{got!r}", got=self.optimizer)
+        defaults = {**kind.defaults(self.task),
+                    **(SGD_OPTIONS if self.optimizer == "sgd" else {})}
+        filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         cfg = replace(self, **filled)
         for name in ("epochs", "batch_size", "hidden_size", "num_layers"):
             setattr(cfg, name, positive_int_option(name, getattr(cfg, name)))
@@ -101,16 +110,17 @@ class TrainConfig:
         if cfg.dropout and cfg.num_layers < 2:
             raise ConfigError("dropout", "{name} acts between stacked LSTM layers, so it needs "
                               "{opt[num_layers]} 2 or more (got {n})", n=cfg.num_layers)
-        require(is_real(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum",
-                "a number in [0, 1)", cfg.momentum)
-        require(is_real(cfg.lr_decay) and cfg.lr_decay >= 0, "lr_decay", "a number >= 0",
-                cfg.lr_decay)
+        if cfg.optimizer == "sgd":
+            require(is_real(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum",
+                    "a number in [0, 1)", cfg.momentum)
+            require(is_real(cfg.lr_decay) and cfg.lr_decay >= 0, "lr_decay", "a number >= 0",
+                    cfg.lr_decay)
         require(cfg.clip is None or (is_real(cfg.clip) and cfg.clip >= 0), "clip",
-                "a number >= 0 or None", cfg.clip)
+                "a number >= 0 (0: no clipping)", cfg.clip)
         require(isinstance(cfg.seed, (int, np.integer)) and not isinstance(cfg.seed, bool)
                 and cfg.seed >= 0, "seed", "an integer >= 0", cfg.seed)
         for name, choices in (("device", DEVICES), ("dtype", FLOAT_DTYPES),
-                              ("optimizer", OPTIMIZERS), ("on_nonfinite", ON_NONFINITE)):
+                              ("on_nonfinite", ON_NONFINITE)):
             require(getattr(cfg, name) in choices, name, f"one of {choices}", getattr(cfg, name))
         for name in TASK_OPTIONS:
             if name not in kind.options and getattr(cfg, name) is not None:
@@ -124,6 +134,11 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown config fields {unknown}")
+        d = dict(d)
+        if d.get("optimizer", "adam") != "sgd":     # written when adam runs stored sgd's
+            for name, old_default in SGD_OPTIONS.items():   # defaults: they never applied
+                if d.get(name) == old_default:
+                    d[name] = None
         return cls(**d)
 
 
@@ -168,14 +183,27 @@ def new_run_dir(task: str, root="runs") -> Path:
 
 
 def run_folder(run) -> Path:
-    """The run folder of ``run``: the folder itself, or the path of its checkpoint.npz."""
+    """The run folder of ``run``: the folder itself, or the path of its checkpoint.npz.
+
+    Raises:
+        ValueError: ``run`` is some other file (say a copy of an older checkpoint): the run
+            is its folder's checkpoint.npz, which would not be that file.
+    """
     path = Path(run)
-    return path.parent if path.name == "checkpoint.npz" or path.is_file() else path
+    if path.name == "checkpoint.npz":
+        return path.parent
+    if path.is_file():
+        raise ValueError(f"{path} is a file but not a run's checkpoint.npz; pass the run "
+                         f"folder, or the checkpoint.npz inside it")
+    return path
 
 
 def train(cfg: TrainConfig, run_dir=None, *, progress: bool = True, echo=print,
           runs_root="runs") -> RunResult:
     """Train from scratch into ``run_dir``, or into a new folder under ``runs_root``.
+
+    The run seeds the generator of its device's backend (dropout masks) from ``cfg.seed``,
+    replacing any ``lstm_xp.manual_seed`` made before.
 
     ``run_dir`` is claimed atomically (its ``config.json`` is created exclusively), so a
     folder that already holds a run, or that another process claims first, is an error.
@@ -281,7 +309,7 @@ def _run(cfg: TrainConfig, run_dir, ckpt, progress: bool, echo, runs_root) -> Ru
     chose = f" (device {cfg.device!r} chose {backend.name})" if cfg.device != backend.name else ""
     cfg = replace(cfg, device=backend.name)       # config.json and metrics.json say the same
     tqdm, figures = _extras(progress, echo)
-    task = task_class(cfg.task).from_config(cfg)
+    task = build_task(cfg)
     model = task.build_model(cfg)
     layers = model.optimizable()
     optimizer = make_optimizer(cfg, layers)
@@ -293,7 +321,11 @@ def _run(cfg: TrainConfig, run_dir, ckpt, progress: bool, echo, runs_root) -> Ru
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optim)
         rng.bit_generator.state = ckpt.rng
-        backend.set_generator_state(ckpt.extra.get("dropout_rng"))
+        state = ckpt.extra.get("dropout_rng")
+        if state is None:      # not restorable (GPU): other masks than a run without a stop,
+            backend.manual_seed(int(np.random.default_rng(  # but not the first epochs' again
+                [cfg.seed, 2, ckpt.epoch]).integers(2**31)))
+        backend.set_generator_state(state)
         try:
             history = ckpt.extra["history"]
             best_val, seconds = ckpt.extra["best_val"], ckpt.extra["wall_seconds"]

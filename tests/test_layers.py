@@ -508,3 +508,40 @@ def test_more_optimizers_match_torch(torch, kind, rng):
     for name, t in zip(layer.params, ref):
         np.testing.assert_allclose(layer.params[name], t.detach().numpy(), rtol=1e-12,
                                    atol=1e-14, err_msg=name)
+
+
+def test_a_container_loads_all_its_layers_or_none():
+    a, b = SeriesForecaster(hidden_size=4, seed=0), SeriesForecaster(hidden_size=4, seed=1)
+    before = a.state_dict()
+    broken = b.state_dict()
+    del broken["head.bias"]
+    with pytest.raises(ValueError, match=r"params do not match this Linear: missing "
+                                         r"\['head.bias'\]"):
+        a.load_state_dict(broken)
+    for name, value in a.state_dict().items():           # the LSTM was not loaded either
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    a.head.forward(np.ones((2, 4), np.float32))
+    only_lstm = {k: v for k, v in b.state_dict().items() if k.startswith("lstm.")}
+    result = a.load_state_dict({**only_lstm, "lstm": 1.0}, strict=False)
+    assert result.unexpected_keys == ["lstm"] and result.missing_keys == ["head.weight",
+                                                                          "head.bias"]
+    a.head.backward(np.ones((2, 1), np.float32))         # the head, given nothing, kept its tape
+    with pytest.raises(ValueError, match=r"parameters for no layer of this model: \['lstm'\]"):
+        a.load_state_dict({**b.state_dict(), "lstm": 1.0})
+
+
+def test_an_optimizer_step_makes_waiting_tapes_stale(rng):
+    lstm = lstm64()
+    opt = SGD([lstm], lr=0.1)
+    x, dy = rng.standard_normal((3, 2, 3)), rng.standard_normal((3, 2, 4))
+    lstm.forward(x)
+    _, _, first = lstm.forward(x, return_tape=True)
+    lstm.backward(dy, tape=first)
+    opt.step()                                   # the other forward saw the old weights
+    with pytest.raises(RuntimeError, match=r"discarded by an optimizer step"):
+        lstm.backward(dy)
+    lstm.forward(x)
+    lstm.backward(dy)
+    opt.step()                                   # nothing waiting: nothing to refuse
+    lstm.forward(x)
+    lstm.backward(dy)

@@ -18,10 +18,3 @@ def test_every_data_file_of_the_packages_is_package_data():
             inside = path.relative_to(ROOT / package).as_posix()
             assert any(fnmatch(inside, pattern) for pattern in declared.get(package, ())), \
                 f"{package}/{inside} is read at run time but not declared as package data"
-
-
-def test_the_datasets_are_found_through_the_package_not_the_checkout():
-    from lstm_xp import data
-    assert data.DATASETS == Path(data.__file__).parent / "datasets"
-    assert sorted(p.name for p in data.DATASETS.iterdir()) == [
-        "README.md", "co2_monthly.csv", "sunspots.csv"]

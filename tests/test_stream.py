@@ -116,8 +116,8 @@ def test_only_streaming_carries_state_between_batches(bptt):
     from lstm_xp.tasks import CharTask
     text = "def f(x):\n    return x + 1\n" * 200
     task = CharTask(text, "test text", seq_len=8, bptt=bptt)
-    cfg = TrainConfig(task="chars", hidden_size=4, batch_size=2, seq_len=8, bptt=bptt,
-                      batches_per_epoch=3).resolved()
+    windows = {} if bptt else dict(seq_len=8, batches_per_epoch=3)
+    cfg = TrainConfig(task="chars", hidden_size=4, batch_size=2, bptt=bptt, **windows).resolved()
     model = task.build_model(cfg)
     seen = []
     real_forward = model.forward
