@@ -17,7 +17,8 @@ from .base import FLOAT_DTYPES, Backend, BackendUnavailableError, manual_seed
 from .install import install_command
 
 __all__ = ["Backend", "BackendUnavailableError", "FLOAT_DTYPES", "DEVICES", "get_backend",
-           "backend_of", "register_backend", "device_names", "install_command", "manual_seed"]
+           "backend_of", "register_backend", "device_names", "install_command", "manual_seed",
+           "pin_gpu"]
 
 DEVICES = ("cpu", "gpu", "auto")     # what command lines offer; device_names() adds aliases
 
@@ -105,6 +106,21 @@ def get_backend(device: str | Backend = "cpu") -> Backend:
     if name not in _INSTANCES:
         _INSTANCES[name] = _FACTORIES[name]()
     return _INSTANCES[name]
+
+
+def pin_gpu(rank: int) -> int:
+    """Make GPU ``rank`` mod (visible GPUs) CuPy's current device (data-parallel ranks
+    sharing a machine each take their own); returns its index. Call before any GPU work."""
+    try:
+        import cupy
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:
+        raise BackendUnavailableError(f"device 'gpu': cannot pick a GPU for rank {rank} "
+                                      f"({err}); {_install_hint()}") from None
+    if count == 0:
+        raise BackendUnavailableError("device 'gpu': no CUDA device is visible")
+    cupy.cuda.Device(rank % count).use()
+    return rank % count
 
 
 def backend_of(a) -> Backend:

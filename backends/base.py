@@ -138,6 +138,14 @@ class Backend:
         keep = self.random.random(shape) >= p
         return self.asarray(keep * (1.0 / (1.0 - p)), dtype=dtype)
 
+    # ------------------------------------------------------------ collectives
+    def allreduce_sum(self, flat, comm, MPI):
+        """The elementwise sum of the 1-D array ``flat`` over the ranks of the mpi4py
+        communicator ``comm`` (one collective call). Generic: through a host copy."""
+        host = np.array(self.to_numpy(flat), copy=True)
+        comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
+        return self.asarray(host, dtype=flat.dtype)
+
     # ----------------------------------------------------------- sparse updates
     def index_add(self, target, index, values) -> None:
         """target[index[n], :] += values[n, :] for every n; repeated indices add up.

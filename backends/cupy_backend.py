@@ -96,6 +96,34 @@ class CupyBackend(Backend):
         mask *= 1.0 / (1.0 - p)         # a Python float keeps the mask's dtype (NEP 50)
         return mask
 
+    # ------------------------------------------------------------- collectives
+    def allreduce_sum(self, flat, comm, MPI):
+        """Through NCCL on the device where CuPy has it (one communicator per MPI
+        communicator, its id sent by MPI), else through a host copy (Backend's)."""
+        nccl_comm = self._nccl_for(comm)
+        if nccl_comm is None:
+            return super().allreduce_sum(flat, comm, MPI)
+        from cupy.cuda import nccl
+        out = cupy.empty_like(flat)
+        kind = {np.dtype(np.float32): nccl.NCCL_FLOAT32,
+                np.dtype(np.float64): nccl.NCCL_FLOAT64}[np.dtype(flat.dtype)]
+        nccl_comm.allReduce(flat.data.ptr, out.data.ptr, flat.size, kind, nccl.NCCL_SUM,
+                            cupy.cuda.get_current_stream().ptr)
+        return out
+
+    def _nccl_for(self, comm):
+        cache = self.__dict__.setdefault("_nccl", {})
+        key = id(comm)
+        if key not in cache:
+            try:
+                from cupy.cuda import nccl
+                uid = nccl.get_unique_id() if comm.Get_rank() == 0 else None
+                cache[key] = nccl.NcclCommunicator(comm.Get_size(), comm.bcast(uid, root=0),
+                                                   comm.Get_rank())
+            except Exception:            # CuPy built without NCCL, or NCCL failing to start
+                cache[key] = None
+        return cache[key]
+
     def index_add(self, target, index, values) -> None:
         import cupyx
         cupyx.scatter_add(target, index, values)

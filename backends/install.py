@@ -16,6 +16,7 @@ EXTRAS = {
     "cuda13": ("cupy-cuda13x[ctk]>=14.2",),
     "train": ("tqdm>=4.60", "matplotlib>=3.7"),
     "onnx": ("onnx>=1.16",),
+    "mpi": ("mpi4py>=4", "mpich>=4"),
 }
 
 

@@ -116,6 +116,11 @@ def train_parser() -> argparse.ArgumentParser:
                    help="continue the run in RUN (its folder or its checkpoint.npz) up to "
                         "--epochs in total; its saved config applies")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI, started as `mpiexec -n N python "
+                        "scripts/train.py --distributed ...`: --batch-size is the global "
+                        "batch, split across the ranks; rank 0 alone prints and writes the "
+                        "run folder (needs pip install \".[mpi]\")")
     return p
 
 
@@ -125,27 +130,55 @@ def train_main(argv=None) -> int:
     given = vars(train_parser().parse_args(argv))
     out, run = given.pop("out", None), given.pop("resume", None)
     progress = not given.pop("no_progress", False)
+    dist = None
     try:
+        if given.pop("distributed", False):
+            from .distributed import setup
+            dist = setup()
         if run:
             ignored = sorted(flag(k) for k in given if k not in ("epochs", "device"))
             ignored += ["--out"] if out else []
-            if ignored:
+            if ignored and (dist is None or dist.is_root):
                 print(f"note: with --resume the run's saved config applies; ignoring "
                       f"{', '.join(ignored)}", file=sys.stderr)
             result = resume(run, epochs=given.get("epochs"), device=given.get("device"),
-                            progress=progress)
+                            progress=progress, dist=dist)
         else:
-            result = train(TrainConfig(**given), out, progress=progress)
+            result = train(TrainConfig(**given), out, progress=progress, dist=dist)
     except ConfigError as err:
-        return _fail(err.render(flag))
+        return _fail_on(dist, err, err.render(flag))
     except TrainingDiverged as err:
-        return _fail(str(err), EXIT_DIVERGED)
-    except (BackendUnavailableError, CheckpointError, ValueError) as err:
-        return _fail(str(err))
+        return _fail_on(dist, err, str(err), EXIT_DIVERGED)
+    except (BackendUnavailableError, CheckpointError, ValueError, RuntimeError) as err:
+        return _fail_on(dist, err, str(err))
     except OSError as err:
-        return _fail(describe_os_error(err))
-    print(f"results in {result.run_dir}/ ({', '.join(result.files)})")
+        return _fail_on(dist, err, describe_os_error(err))
+    except Exception as err:
+        if dist is None:
+            raise
+        return _fail_on(dist, err, f"{type(err).__name__}: {err}")
+    if dist is None or dist.is_root:
+        print(f"results in {result.run_dir}/ ({', '.join(result.files)})")
     return 0
+
+
+# errors every rank meets alike before training (the same options, the same shared files)
+_SAME_ON_EVERY_RANK = (ConfigError, CheckpointError, FileNotFoundError)
+
+
+def _fail_on(dist, err, message: str, status: int = EXIT_BAD_INPUT) -> int:
+    """One error line and the exit status; under MPI, said by rank 0 when every rank stops
+    the same way, else by the failing rank, which then aborts the job (no rank waits)."""
+    if dist is None:
+        return _fail(message, status)
+    alike = getattr(err, "collective", False) or (isinstance(err, _SAME_ON_EVERY_RANK)
+                                                  and not dist.training)
+    if alike:
+        return _fail(message, status) if dist.is_root else status
+    _fail(f"rank {dist.rank} of {dist.size}: {message}", status)
+    sys.stderr.flush()
+    dist.comm.Abort(status)
+    return status
 
 
 # ------------------------------------------------------------------------ prediction

@@ -44,10 +44,17 @@ class ConfigError(ValueError):
         self.option, self.template, self.values = option, template, values
         super().__init__(self.render(python_name))
 
+    def __reduce__(self):             # picklable (it crosses MPI ranks): rebuilt, not re-parsed
+        return (_rebuild, (self.option, self.template, self.values))
+
     def render(self, spell) -> str:
         """The message with every option name spelled by ``spell`` (e.g. :func:`flag`)."""
         return self.template.format(name=spell(self.option), opt=_Spelled(spell),
                                     **self.values)
+
+
+def _rebuild(option, template, values) -> ConfigError:
+    return ConfigError(option, template, **values)
 
 
 def require(ok: bool, option: str, expected: str, got) -> None:

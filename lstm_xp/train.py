@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backends import DEVICES, FLOAT_DTYPES, get_backend, install_command
+from backends import (DEVICES, FLOAT_DTYPES, BackendUnavailableError, get_backend,
+                      install_command, pin_gpu)
 
 from .arrays import finite_checks
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
@@ -199,21 +200,24 @@ def run_folder(run) -> Path:
 
 
 def train(cfg: TrainConfig, run_dir=None, *, progress: bool = True, echo=print,
-          runs_root="runs") -> RunResult:
+          runs_root="runs", dist=None) -> RunResult:
     """Train from scratch into ``run_dir``, or into a new folder under ``runs_root``.
 
     The run seeds the generator of its device's backend (dropout masks) from ``cfg.seed``,
-    replacing any ``lstm_xp.manual_seed`` made before.
+    replacing any ``lstm_xp.manual_seed`` made before. With ``dist`` (from
+    ``lstm_xp.distributed.setup()``) the run is data parallel over its ranks: the global
+    batches are split across them, gradients averaged each step; rank 0 alone prints and
+    writes the run folder.
 
     ``run_dir`` is claimed atomically (its ``config.json`` is created exclusively), so a
     folder that already holds a run, or that another process claims first, is an error.
     """
     return _run(cfg.resolved(), None if run_dir is None else Path(run_dir), None, progress,
-                echo, runs_root)
+                echo, runs_root, dist)
 
 
 def resume(run, *, epochs: int | None = None, device: str | None = None,
-           progress: bool = True, echo=print) -> RunResult:
+           progress: bool = True, echo=print, dist=None) -> RunResult:
     """Continue a run from its last saved epoch, up to ``epochs`` in total.
 
     ``run`` is the run folder or its ``checkpoint.npz``. A run is only extended: ``epochs``
@@ -234,7 +238,7 @@ def resume(run, *, epochs: int | None = None, device: str | None = None,
                           "trained {done} epochs already; pass {name} N with N > {done}",
                           got=epochs, run=str(run_dir), done=done)
     cfg = replace(cfg, epochs=epochs or cfg.epochs, device=device or cfg.device).resolved()
-    return _run(cfg, run_dir, ckpt, progress, echo, None)
+    return _run(cfg, run_dir, ckpt, progress, echo, None, dist)
 
 
 def load_run(run, *, device: str | None = None, which: str = "best"):
@@ -304,86 +308,180 @@ def _extras(progress: bool, echo):
     return tqdm, figures
 
 
-def _run(cfg: TrainConfig, run_dir, ckpt, progress: bool, echo, runs_root) -> RunResult:
+@dataclass
+class _Session:
+    """What a run holds while it trains."""
+
+    cfg: TrainConfig
+    task: object
+    model: object
+    optimizer: object
+    rng: object                  # batch order
+    backend: object
+    history: list
+    best_val: float
+    best: dict | None
+    seconds: float
+    chose: str                   # how "auto" was resolved, for the banner
+
+
+def _quiet(*_) -> None:
+    pass
+
+
+def _dropout_seed(cfg, *salt) -> int:
+    return int(np.random.default_rng([cfg.seed, 2, *salt]).integers(2**31))
+
+
+def _prepare(cfg: TrainConfig, run_dir, ckpt, dist) -> _Session:
+    """Backend, task, model and optimizer of a run, restored from ``ckpt`` when resuming."""
+    if dist is not None and cfg.device != "cpu":
+        try:                              # ranks sharing a machine take different GPUs
+            pin_gpu(dist.rank)
+        except BackendUnavailableError:
+            if cfg.device == "gpu":
+                raise
     backend = get_backend(cfg.device)   # fail first, with the backend's one-sentence reason
     chose = f" (device {cfg.device!r} chose {backend.name})" if cfg.device != backend.name else ""
     cfg = replace(cfg, device=backend.name)       # config.json and metrics.json say the same
-    tqdm, figures = _extras(progress, echo)
+    rank, ranks = (0, 1) if dist is None else (dist.rank, dist.size)
     task = build_task(cfg)
     model = task.build_model(cfg)
-    layers = model.optimizable()
-    optimizer = make_optimizer(cfg, layers)
-    rng = np.random.default_rng([cfg.seed, 1])       # batch order; the model init uses cfg.seed
-    backend.manual_seed(int(np.random.default_rng([cfg.seed, 2]).integers(2**31)))  # dropout
-    history, best_val, best, seconds = [], math.inf, None, 0.0
-    if ckpt is not None:
-        _check_same_data(ckpt, task, run_dir)
-        model.load_state_dict(ckpt.model)
-        optimizer.load_state_dict(ckpt.optim)
-        rng.bit_generator.state = ckpt.rng
-        state = ckpt.extra.get("dropout_rng")
-        if state is None:      # not restorable (GPU): other masks than a run without a stop,
-            backend.manual_seed(int(np.random.default_rng(  # but not the first epochs' again
-                [cfg.seed, 2, ckpt.epoch]).integers(2**31)))
-        backend.set_generator_state(state)
+    optimizer = make_optimizer(cfg, model.optimizable())
+    rng = np.random.default_rng([cfg.seed, 1])   # batch order: the same on every rank
+    # dropout masks: one stream per rank (a one-process run is rank 0 of 1)
+    backend.manual_seed(_dropout_seed(cfg) if ranks == 1 else _dropout_seed(cfg, 0, rank))
+    s = _Session(cfg, task, model, optimizer, rng, backend, [], math.inf, None, 0.0, chose)
+    if ckpt is None:
+        return s
+    _check_same_data(ckpt, task, run_dir)
+    model.load_state_dict(ckpt.model)
+    optimizer.load_state_dict(ckpt.optim)
+    rng.bit_generator.state = ckpt.rng
+    states = ckpt.extra.get("dropout_rng")
+    states = [states] if isinstance(states, dict) else list(states or [])
+    if len(states) == ranks and states[rank] is not None:
+        backend.set_generator_state(states[rank])
+    else:            # not restorable (a GPU, another number of ranks): other masks than an
+        backend.manual_seed(_dropout_seed(cfg, ckpt.epoch, rank))   # uninterrupted run's
+    try:
+        s.history = ckpt.extra["history"]
+        s.best_val, s.seconds = ckpt.extra["best_val"], ckpt.extra["wall_seconds"]
+    except KeyError as err:
+        raise CheckpointError(f"{run_dir / 'checkpoint.npz'} lacks the training history "
+                              f"({err}); it was not written by lstm_xp.train") from None
+    s.best = ckpt.best or None
+    return s
+
+
+def _on_root(dist, fn):
+    """``fn()`` on rank 0 only (always, without MPI); its result -- or its exception, raised
+    on every rank -- reaches every rank, so that no rank waits for one that failed."""
+    if dist is None:
+        return fn()
+    result, error = None, None
+    if dist.is_root:
         try:
-            history = ckpt.extra["history"]
-            best_val, seconds = ckpt.extra["best_val"], ckpt.extra["wall_seconds"]
-        except KeyError as err:
-            raise CheckpointError(f"{run_dir / 'checkpoint.npz'} lacks the training history "
-                                  f"({err}); it was not written by lstm_xp.train") from None
-        best = ckpt.best or None
-        # rewritten through a temporary file: a read-only folder fails here, before training
-        _write_atomically(run_dir / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
-    else:
-        if run_dir is None:
-            run_dir = new_run_dir(cfg.task, runs_root)
-        _claim(run_dir, cfg)
-    start_epoch = len(history)
+            result = fn()
+        except Exception as err:          # raised on every rank below
+            error = err
+    result, error = dist.comm.bcast((result, error), root=0)
+    if error is not None:
+        error.collective = True
+        raise error
+    return result
+
+
+def _run(cfg: TrainConfig, run_dir, ckpt, progress: bool, echo, runs_root,
+         dist=None) -> RunResult:
+    if dist is not None and not dist.is_root:       # rank 0 alone prints and writes
+        echo, progress = _quiet, False
+    s = error = None
+    try:
+        s = _prepare(cfg, run_dir, ckpt, dist)
+    except Exception as err:
+        if dist is None:
+            raise
+        error = err
+    if dist is not None:
+        dist.all_ok(error)            # a rank that failed to start stops every rank
+    cfg, task, model, backend = s.cfg, s.task, s.model, s.backend
+    tqdm, figures = _extras(progress, echo)
+
+    def claim():
+        if ckpt is not None:   # rewritten through a temporary file: a read-only folder fails
+            _write_atomically(run_dir / "config.json",       # here, before training
+                              json.dumps(asdict(cfg), indent=2) + "\n")
+            return run_dir
+        folder = new_run_dir(cfg.task, runs_root) if run_dir is None else run_dir
+        _claim(folder, cfg)
+        return folder
+
+    run_dir = Path(_on_root(dist, claim))
+    layers = model.optimizable()
+    start_epoch = len(s.history)
     n_params = sum(layer.num_params() for layer in layers)
     metric = task.metric
     echo(f"task {cfg.task}: {task.summary_line()}")
+    ranks = "" if dist is None else f" x {dist.size} ranks (data parallel over MPI)"
     echo(f"model: LSTM({cfg.num_layers} x {cfg.hidden_size}) + linear head, {n_params} parameters, "
-         f"{cfg.dtype} on {cfg.device}{chose}; {cfg.optimizer} lr={cfg.lr}; run dir {run_dir}")
+         f"{cfg.dtype} on {cfg.device}{s.chose}{ranks}; {cfg.optimizer} lr={cfg.lr}; "
+         f"run dir {run_dir}")
     echo(f"train loss: {task.train_loss} (training batches); val {metric}: on the validation "
          f"split, lower is better")
     if start_epoch:
         echo(f"resuming after epoch {start_epoch} of {cfg.epochs}")
+    if dist is not None:
+        dist.broadcast_parameters(model)      # equal already (same seed); guaranteed now
+        dist.training = True
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        train_loss, skipped = _train_epoch(task, model, layers, optimizer, rng, cfg, epoch,
-                                           tqdm, run_dir)
-        val = task.evaluate(model, "val")
-        seconds += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, f"val_{metric}": val,
-                        "skipped_steps": skipped, "seconds": round(seconds, 3)})
-        if val < best_val:
-            best_val, best = val, model.state_dict()
-        save_checkpoint(run_dir / "checkpoint.npz", Checkpoint(
-            epoch=epoch + 1, config=asdict(cfg), rng=rng.bit_generator.state,
-            model=model.state_dict(), optim=optimizer.state_dict(), best=best or {},
-            extra={"history": history, "best_val": best_val, "wall_seconds": seconds,
-                   "data": task.describe(), "dropout_rng": backend.generator_state()}))
+        train_loss, skipped = _train_epoch(task, model, layers, s.optimizer, s.rng, cfg,
+                                           epoch, tqdm, run_dir, dist)
+        val = task.evaluate(model, "val")       # on every rank: the same parameters
+        s.seconds += time.perf_counter() - t0
+        s.history.append({"epoch": epoch + 1, "train_loss": train_loss, f"val_{metric}": val,
+                          "skipped_steps": skipped, "seconds": round(s.seconds, 3)})
+        if val < s.best_val:
+            s.best_val, s.best = val, model.state_dict()
+        generators = ([backend.generator_state()] if dist is None
+                      else dist.comm.gather(backend.generator_state(), root=0))
+        _on_root(dist, lambda: save_checkpoint(run_dir / "checkpoint.npz", Checkpoint(
+            epoch=epoch + 1, config=asdict(cfg), rng=s.rng.bit_generator.state,
+            model=model.state_dict(), optim=s.optimizer.state_dict(), best=s.best or {},
+            extra={"history": s.history, "best_val": s.best_val, "wall_seconds": s.seconds,
+                   "data": task.describe(), "dropout_rng": generators})))
         note = f", {skipped} non-finite steps skipped" if skipped else ""
         echo(f"epoch {epoch + 1:3d}/{cfg.epochs}  train loss {train_loss:.5g}  "
-             f"val {metric} {val:.5g}{' *' if best_val == val else ''}  ({seconds:.1f} s){note}")
-    return _finish(cfg, run_dir, task, model, best, history, seconds, figures, echo)
+             f"val {metric} {val:.5g}{' *' if s.best_val == val else ''}  ({s.seconds:.1f} s)"
+             f"{note}")
+    if dist is not None:
+        dist.training = False
+    return _finish(cfg, run_dir, task, model, s.best, s.history, s.seconds, figures, echo,
+                   dist)
 
 
-def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir):
+def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir, dist=None):
     bar = None
     if tqdm is not None:
         bar = tqdm(total=task.steps_per_epoch(cfg), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", leave=False, dynamic_ncols=True)
     total, count, skipped = 0.0, 0, 0
+    xp = model.backend.xp
     for step, (x, target) in enumerate(task.batches(rng, cfg), 1):
+        model.zero_grad()                    # gradients accumulate: one step's only
+        if dist is not None:                 # this rank's rows of the global batch
+            rows = dist.shard(len(x))
+            weight = (rows.stop - rows.start) / len(x)
+            x, target = x[rows], target[rows]
         # the step's own arrays (gradients, carried state) are checked here, as one verdict
         # on the loss and the gradient norm, not by the input checks of each layer call
-        model.zero_grad()                    # gradients accumulate: one step's only
         with finite_checks(False):
-            loss = task.train_step(model, x, target)
-        xp = model.backend.xp                # loss and gradient norm in one transfer
-        value, norm = (float(v) for v in model.backend.to_numpy(
+            loss = (task.train_step(model, x, target) if len(x)
+                    else model.backend.zeros((), next(iter(model.params.values())).dtype))
+        if dist is not None:                 # one allreduce: gradients and loss, averaged
+            loss = dist.average_gradients(model, loss, weight)
+        value, norm = (float(v) for v in model.backend.to_numpy(   # one transfer
             xp.stack([loss, global_grad_norm(layers)])))
         if not (math.isfinite(value) and math.isfinite(norm)):
             if cfg.on_nonfinite == "stop":
@@ -391,10 +489,12 @@ def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir)
                     bar.close()
                 kept = (f"the last good checkpoint ({run_dir / 'checkpoint.npz'}, after epoch "
                          f"{epoch}) is unchanged" if epoch else "no checkpoint was written yet")
-                raise TrainingDiverged(
+                diverged = TrainingDiverged(
                     f"epoch {epoch + 1}, step {step}: the loss is {value} and the gradient norm "
                     f"{norm}; training stopped and {kept}. Lower --lr, set --clip, or pass "
                     f"--on-nonfinite skip to skip such steps.")
+                diverged.collective = True   # decided on the averaged values: every rank
+                raise diverged
             skipped += 1
             task.reset_state()
         else:
@@ -413,7 +513,8 @@ def _train_epoch(task, model, layers, optimizer, rng, cfg, epoch, tqdm, run_dir)
     return total / count, skipped
 
 
-def _finish(cfg, run_dir, task, model, best, history, seconds, figures, echo) -> RunResult:
+def _finish(cfg, run_dir, task, model, best, history, seconds, figures, echo,
+            dist=None) -> RunResult:
     if best:
         model.load_state_dict(best)
     metric = task.metric
@@ -433,15 +534,23 @@ def _finish(cfg, run_dir, task, model, best, history, seconds, figures, echo) ->
         "data": task.describe(),
         "versions": {"python": platform.python_version(), **model.backend.describe()},
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    written = ["metrics.json", "config.json", "checkpoint.npz"]
-    if figures and history:
-        from . import plots
-        plots.loss_curve(history, metric, task.train_loss, best_epoch,
-                         f"{cfg.task}: training loss and validation {metric}",
-                         run_dir / "loss_curve.png")
-        written.append("loss_curve.png")
-    written += task.write_outputs(model, run_dir, {"lstm": score, **baselines}, figures)
+    if dist is not None:
+        metrics["ranks"] = dist.size
+        metrics["allreduce_bytes_per_step"] = dist.bytes_per_step
+
+    def write() -> list:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        written = ["metrics.json", "config.json", "checkpoint.npz"]
+        if figures and history:
+            from . import plots
+            plots.loss_curve(history, metric, task.train_loss, best_epoch,
+                             f"{cfg.task}: training loss and validation {metric}",
+                             run_dir / "loss_curve.png")
+            written.append("loss_curve.png")
+        return written + task.write_outputs(model, run_dir, {"lstm": score, **baselines},
+                                            figures)
+
+    written = _on_root(dist, write)
     echo(_summary(metric, score, baselines, verdict))
     return RunResult(run_dir, metrics, history, model, task, written)
 
