@@ -2,18 +2,29 @@
 """Time lstm-xp against torch.nn.LSTM on the same shapes, in the same process.
 
     python scripts/bench.py --device cpu            # the table of BENCHMARKS.md
-    python scripts/bench.py --device gpu --dtype float32 --repeats 20
+    python scripts/bench.py --device gpu --dtype float32 --rounds 9
     python scripts/bench.py --configs seed,T50-B128-H512 --markdown
     python scripts/bench.py --device gpu --tf32      # both sides may use TF32 tensor cores
 
-For each configuration it times, interleaved and repeated (medians reported):
+For each configuration it times
   train  one training step: forward + backpropagation through time, every gradient
          (parameters and input), from a fixed dL/dy;
-  infer  the forward pass alone, keeping nothing for backward.
-It prints lstm-xp ms, torch ms and their ratio (lower is better for lstm-xp), the achieved
-GFLOP/s of the training step (24 * T * B * H * (I + H) per layer and direction) and that as
-a fraction of the machine's own GEMM peak measured in this run, and the peak memory of a
-training step against the activation bytes the algorithm must keep.
+  infer  the forward pass alone, keeping nothing for backward (eval mode; torch no_grad).
+It prints lstm-xp ms, torch ms and their ratio (lower is better for lstm-xp), the ratio's
+spread over rounds, the achieved GFLOP/s of the training step (24 * T * B * H * (I + H) per
+layer and direction) and that as a fraction of the machine's own GEMM peak measured in this
+run, and the peak memory of a training step against the activation bytes it must keep.
+
+How it times, so that neither side is flattered (on a 2-core machine a BLAS library's
+threads keep spinning for about 0.1 s after a call, and slow down whatever runs next):
+  - in rounds; in each round each side runs alone, warm: for WARM_SECONDS before its timed
+    calls, then the median of a few calls;
+  - rounds alternate which side goes first;
+  - a fixed Python loop and a fixed GEMM are timed before and after every round; a round
+    whose probes are more than NOISE_LIMIT slower than the run's best is discarded (the host
+    was busy);
+  - the ratio is the median over kept rounds, with its range; a result whose range crosses
+    1.0, or with fewer than 3 kept rounds, is marked inconclusive.
 """
 
 from __future__ import annotations
@@ -138,6 +149,81 @@ def make_torch(torch, cfg, dtype, device, ours):
     return train_step, infer
 
 
+WARM_SECONDS = 0.25       # each side alone before its timed calls
+NOISE_LIMIT = 1.15        # a probe this much slower than the run's best: the round is noisy
+CALLS_PER_ROUND = 3
+
+
+class HostProbe:
+    """A fixed pure-Python loop and a fixed 256 x 256 GEMM, timed: how busy the host is."""
+
+    def __init__(self):
+        self.a = np.random.default_rng(0).standard_normal((256, 256))
+        self.best = None
+
+    def sample(self) -> tuple:
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(20_000):
+            total += i
+        t1 = time.perf_counter()
+        for _ in range(4):
+            self.a @ self.a
+        t2 = time.perf_counter()
+        probe = (t1 - t0, t2 - t1)
+        self.best = probe if self.best is None else tuple(map(min, self.best, probe))
+        return probe
+
+    def quiet(self, probe) -> bool:
+        return all(p <= NOISE_LIMIT * b for p, b in zip(probe, self.best))
+
+
+def warm_median(timer, fn, calls: int = CALLS_PER_ROUND) -> float:
+    """``fn`` run alone for WARM_SECONDS (at least once), then the median of ``calls`` timed
+    calls, in ms."""
+    end = time.perf_counter() + WARM_SECONDS
+    fn()
+    while time.perf_counter() < end:
+        fn()
+    return statistics.median(timer(fn) for _ in range(calls))
+
+
+def measure_pair(timer, probe: HostProbe, ours, theirs, rounds: int) -> dict:
+    """Warm, alternating, noise-guarded rounds of ``ours`` against ``theirs`` (``theirs``
+    None: ours alone). Returns the medians over kept rounds (ms), the per-round ratios and
+    how many rounds were discarded as noisy."""
+    kept = {"ours": [], "theirs": [], "ratios": []}
+    discarded = 0
+    for r in range(rounds):
+        before = probe.sample()
+        sides = [("ours", ours)] + ([("theirs", theirs)] if theirs is not None else [])
+        if r % 2:
+            sides.reverse()
+        got = {name: warm_median(timer, fn) for name, fn in sides}
+        after = probe.sample()
+        if not (probe.quiet(before) and probe.quiet(after)) and r > 0:
+            discarded += 1
+            continue
+        for name, ms in got.items():
+            kept[name].append(ms)
+        if theirs is not None:
+            kept["ratios"].append(got["ours"] / got["theirs"])
+    result = {"ours": statistics.median(kept["ours"]), "discarded": discarded,
+              "theirs": statistics.median(kept["theirs"]) if kept["theirs"] else None,
+              "ratios": kept["ratios"]}
+    return result
+
+
+def ratio_cell(result) -> str:
+    """"0.93 (0.90-0.97)", with " ?" when inconclusive (range crosses 1, or < 3 rounds)."""
+    ratios = result["ratios"]
+    if not ratios:
+        return "-"
+    low, mid, high = min(ratios), statistics.median(ratios), max(ratios)
+    unsure = len(ratios) < 3 or (low < 1.0 < high)
+    return f"{mid:.2f} ({low:.2f}-{high:.2f}){' ?' if unsure else ''}"
+
+
 def gemm_peak_gflops(backend, dtype) -> float:
     """Best GFLOP/s of square matrix products on this device, measured now."""
     timer, best = Timer(backend), 0.0
@@ -205,7 +291,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--configs", default=",".join(CONFIGS),
                    help=f"comma-separated subset of: {', '.join(CONFIGS)}")
-    p.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement")
+    p.add_argument("--rounds", type=int, default=7,
+                   help="rounds per measurement (see the module docstring)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--no-torch", action="store_true", help="time lstm-xp alone")
     p.add_argument("--tf32", action="store_true",
@@ -258,33 +345,32 @@ def main(argv=None) -> int:
         extra += f", lstm-xp cuBLAS TF32: {args.tf32}"
     print(f"# {machine_line(backend)}{extra}")
     print(f"# command: python scripts/bench.py {' '.join(argv if argv is not None else sys.argv[1:])}")
-    print(f"# GEMM peak measured now: {peak:.0f} GFLOP/s; medians of {args.repeats} repeats")
-    head = ("config", "train ms", "torch ms", "ratio", "infer ms", "torch ms", "ratio",
-            "GFLOP/s", "% peak", "step MB", "activ. MB")
+    print(f"# GEMM peak measured now: {peak:.0f} GFLOP/s; {args.rounds} rounds of warm, "
+          f"alternating blocks; ratio = median (range) over the kept rounds, '?' = "
+          f"inconclusive")
+    head = ("config", "train ms", "torch ms", "train ratio", "infer ms", "torch ms",
+            "infer ratio", "GFLOP/s", "% peak", "step MB", "activ. MB", "noisy")
     rows = []
+    probe = HostProbe()
+    for _ in range(3):
+        probe.sample()
     with lstm_xp.finite_checks(False):
         for name in names:
             cfg = CONFIGS[name]
             ours, o_train, o_infer = make_ours(cfg, args.dtype, args.device)
-            runs = {"o_train": o_train, "o_infer": o_infer}
+            t_train = t_infer = None
             if torch is not None:
                 t_train, t_infer = make_torch(torch, cfg, args.dtype, args.device, ours)
-                runs.update(t_train=t_train, t_infer=t_infer)
-            for fn in runs.values():          # warm-up: workspaces, caches, cuDNN plans
-                fn()
-            times = {k: [] for k in runs}
-            for _ in range(args.repeats):     # interleaved, so drift hits both sides
-                for key, fn in runs.items():
-                    times[key].append(timer(fn))
-            med = {k: statistics.median(v) for k, v in times.items()}
-            gflops = train_flops(cfg) / (med["o_train"] * 1e-3) / 1e9
+            train = measure_pair(timer, probe, o_train, t_train, args.rounds)
+            infer = measure_pair(timer, probe, o_infer, t_infer, args.rounds)
+            gflops = train_flops(cfg) / (train["ours"] * 1e-3) / 1e9
             mem = peak_step_memory(backend, o_train)
             act = activation_bytes(cfg, np.dtype(args.dtype).itemsize)
-            t_tr, t_in = med.get("t_train"), med.get("t_infer")
-            rows.append((name, f"{med['o_train']:.1f}", _fmt(t_tr), _ratio(med["o_train"], t_tr),
-                         f"{med['o_infer']:.1f}", _fmt(t_in), _ratio(med["o_infer"], t_in),
+            rows.append((name, f"{train['ours']:.1f}", _fmt(train["theirs"]), ratio_cell(train),
+                         f"{infer['ours']:.1f}", _fmt(infer["theirs"]), ratio_cell(infer),
                          f"{gflops:.0f}", f"{100 * gflops / peak:.0f}%",
-                         f"{mem / 2**20:.1f}", f"{act / 2**20:.1f}"))
+                         f"{mem / 2**20:.1f}", f"{act / 2**20:.1f}",
+                         f"{train['discarded'] + infer['discarded']}/{2 * args.rounds}"))
             print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
     _print_table(head, rows, args.markdown)
     return 0
@@ -300,10 +386,6 @@ def _blas_threads() -> int:
 
 def _fmt(ms):
     return "-" if ms is None else f"{ms:.1f}"
-
-
-def _ratio(ours, theirs):
-    return "-" if theirs is None else f"{ours / theirs:.2f}"
 
 
 def _print_table(head, rows, markdown: bool) -> None:
