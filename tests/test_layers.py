@@ -545,3 +545,15 @@ def test_an_optimizer_step_makes_waiting_tapes_stale(rng):
     opt.step()                                   # nothing waiting: nothing to refuse
     lstm.forward(x)
     lstm.backward(dy)
+
+
+def test_moving_a_layer_makes_its_tapes_stale(strict, rng):
+    lstm = lstm64()
+    x, dy = rng.standard_normal((3, 2, 3)), rng.standard_normal((3, 2, 4))
+    _, _, tape = lstm.forward(x, return_tape=True)
+    lstm.to(strict)                                   # another device: the arrays moved
+    with pytest.raises(RuntimeError, match=r"ran before to\(\) changed the parameters"):
+        lstm.backward(dy, tape=tape)
+    lstm.forward(x)
+    dx, _ = lstm.backward(dy)                         # a fresh forward on the new device works
+    assert strict.owns(dx)
