@@ -89,6 +89,12 @@ class GraphBuilder:
                                                                     dims))
         return name
 
+    def save(self, path, graph_name: str, metadata: dict | None = None):
+        """The checked ModelProto of the graph so far, written to ``path``."""
+        model = self.model(graph_name, metadata)
+        self.onnx.save(model, str(path))
+        return model
+
     def model(self, graph_name: str, metadata: dict | None = None):
         onnx = self.onnx
         graph = onnx.helper.make_graph(self.nodes, graph_name, self.inputs, self.outputs,
@@ -194,9 +200,7 @@ def export(lstm, path, *, initial_state: bool = False, lengths: bool = False):
     g.output(g.to_time_major(y) if lstm.batch_first else y, "y", y_dims)
     g.output(h_n, "h_n", [LD, "B", H])
     g.output(c_n, "c_n", [LD, "B", H])
-    model = g.model("lstm_xp_LSTM", {"producer": "lstm-xp", "layer": repr(lstm)})
-    g.onnx.save(model, str(path))
-    return model
+    return g.save(path, "lstm_xp_LSTM", {"producer": "lstm-xp", "layer": repr(lstm)})
 
 
 def export_run(run, path):

@@ -167,11 +167,9 @@ class ForecastTask:
         forecast = g.node("Add", [g.node("Squeeze", [last, g.axes(1)]),
                                   g.node("Mul", [g.node("Squeeze", [out, g.axes(1)]), scale])])
         g.output(forecast, "forecast", ["B"], f64)
-        model_proto = g.model(f"lstm_xp_{self.series.name}", {
+        return g.save(path, f"lstm_xp_{self.series.name}", {
             "task": self.series.name, "window": self.window, "unit": self.series.unit,
             "scale": repr(self.scaler.scale), "last_label": self.series.labels[-1], **metadata})
-        g.onnx.save(model_proto, str(path))
-        return model_proto
 
     def summary_line(self) -> str:
         return (f"{len(self.series.values)} values, window {self.window}, train/val/test "
@@ -394,10 +392,8 @@ class CharTask:
                               g.const("off_on", np.array([0, 1], g.np_dtype))], axis=-1)
         y, _, _ = add_lstm(g, model.lstm, g.to_time_major(x))
         g.output(g.linear(g.to_time_major(y), model.head), "logits", ["B", "T", V])
-        model_proto = g.model("lstm_xp_chars", {
+        return g.save(path, "lstm_xp_chars", {
             "task": "chars", "vocabulary": json.dumps(self.vocab.chars), **metadata})
-        g.onnx.save(model_proto, str(path))
-        return model_proto
 
     def summary_line(self) -> str:
         return (f"{sum(len(v) for v in self.ids.values())} characters ({len(self.vocab)} "

@@ -12,7 +12,7 @@ from cases import GRID, make_problem, numeric_gradient, weighted_loss
 from lstm_xp import (LSTM, SGD, Adam, AdamW, CrossEntropyLoss, Dropout, Embedding, Linear,
                      manual_seed)
 from lstm_xp.models import SeriesForecaster
-from test_torch_oracle import torch_run
+from test_torch_oracle import assert_matches_torch, torch_run
 
 
 def lstm64(**kw):
@@ -374,16 +374,7 @@ def test_proj_size_matches_torch(torch, case, rng):
         state = (state[0][..., :P].copy(), state[1])
     dh = None if dh is None else dh[..., :P].copy()
     dy = None if dy is None else dy[..., :D * P].copy()
-    want = torch_run(torch, ref, x, state, dy, dh, dc)
-    y, (h_n, c_n) = ours.forward(x, state)
-    dx, (dh0, dc0) = ours.backward(dy, (dh, dc))
-    got = {"y": y, "h_n": h_n, "c_n": c_n, "dx": dx}
-    if state is not None:
-        got["dh0"], got["dc0"] = dh0, dc0
-    got.update({f"grad:{n}": g for n, g in ours.grads.items()})
-    assert set(got) == set(want)
-    for key in want:
-        np.testing.assert_allclose(got[key], want[key], rtol=1e-10, atol=1e-13, err_msg=key)
+    assert_matches_torch(torch, ref, ours, x, state, dy, dh, dc)
 
 
 @pytest.mark.parametrize("kw", [dict(bias=False), dict(bias=False, num_layers=2,
