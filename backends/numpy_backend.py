@@ -14,6 +14,22 @@ from .base import Backend
 _MAX_CACHED = 64      # scratch arrays / gate-constant sets kept between calls, at most
 
 
+def numpy_dispatches_avx512() -> bool:
+    """Whether NumPy's SIMD ufunc loops run their AVX-512 (Skylake-X) versions here."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:          # a NumPy without this (private) table: assume not
+        return False
+    return bool(__cpu_features__.get("AVX512_SKX"))
+
+
+def default_exp_form_sizes() -> dict:
+    """NumpyBackend.exp_form_min_size for this machine (see the comment on the forms)."""
+    if numpy_dispatches_avx512():
+        return {"float32": float("inf"), "float64": float("inf")}
+    return dict(NumpyBackend.EXP_FORM_MIN_SIZE)
+
+
 class NumpyBackend(Backend):
     """CPU backend, ``xp = numpy``."""
 
@@ -21,7 +37,7 @@ class NumpyBackend(Backend):
         super().__init__("cpu", np)
         self._workspaces: dict = {}
         self._gate_affine: dict = {}
-        self.exp_form_min_size = dict(self.EXP_FORM_MIN_SIZE)
+        self.exp_form_min_size = default_exp_form_sizes()
 
     def asarray(self, a, dtype=None, copy=None):
         return np.asarray(a, dtype=dtype, copy=copy)
@@ -63,9 +79,13 @@ class NumpyBackend(Backend):
     # loses relative accuracy for |g| << 1 (absolute error still ~eps). Both are covered by
     # the gradient and PyTorch checks (tests/cases.numpy_backend forces either form).
     # Gate entries (B * 4H) from which the exp form is used (an instance's own copy in
-    # ``exp_form_min_size``); the measured break-even on a 2-vCPU EPYC was about 3,000 in
-    # float32 and 500 in float64 (BENCHMARKS.md).
-    EXP_FORM_MIN_SIZE = {"float32": 4096, "float64": 1024}
+    # ``exp_form_min_size``): which form is faster depends on the CPU, so the default is
+    # chosen per machine, never per run (both forms' bits differ, and a run resumed in a new
+    # process must compute what an uninterrupted one does). Measured (BENCHMARKS.md,
+    # "Decisions"): where NumPy's ufuncs dispatch AVX-512 (an Intel Xeon) the tanh form is
+    # faster at every size in float32 and even in float64, so it is used throughout; on an
+    # AVX2 AMD EPYC the exp form won from about 3,000 (float32) and 500 (float64) entries.
+    EXP_FORM_MIN_SIZE = {"float32": 4096, "float64": 1024}     # where AVX-512 is not used
 
     # each form's constants: (value on i f o, value on g)
     _gate_forms = {"tanh": {"s": (0.5, 1.0), "u": (0.5, 0.0)},

@@ -156,9 +156,10 @@ def test_numpy_cell_matches_generic(dtype, B, H, form, rng):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numpy_gate_form_follows_the_size_of_the_gates_only(dtype, rng):
-    """The shared CPU backend uses the tanh form below exp_form_min_size gate entries (B*4H)
-    and the exp form from there on (bit for bit what each form gives), whatever the values."""
-    cpu = get_backend("cpu")
+    """The backend uses the tanh form below exp_form_min_size gate entries (B*4H) and the
+    exp form from there on (bit for bit what each form gives), whatever the values."""
+    cpu = NumpyBackend()
+    cpu.exp_form_min_size = dict(NumpyBackend.EXP_FORM_MIN_SIZE)
     H = 8
     B_exp = cpu.exp_form_min_size[dtype] // (4 * H)
     for B, form in ((B_exp - 1, "tanh"), (B_exp, "exp")):
@@ -171,6 +172,14 @@ def test_numpy_gate_form_follows_the_size_of_the_gates_only(dtype, rng):
         for key in ("acts", "h"):
             np.testing.assert_array_equal(got[key], want[key], err_msg=key)
         assert not np.array_equal(got["acts"], other["acts"])    # the forms differ in bits
+
+
+def test_the_default_gate_form_is_chosen_per_machine(monkeypatch):
+    from backends import numpy_backend as nb
+    monkeypatch.setattr(nb, "numpy_dispatches_avx512", lambda: True)
+    assert NumpyBackend().exp_form_min_size == {"float32": float("inf"), "float64": float("inf")}
+    monkeypatch.setattr(nb, "numpy_dispatches_avx512", lambda: False)
+    assert NumpyBackend().exp_form_min_size == {"float32": 4096, "float64": 1024}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
