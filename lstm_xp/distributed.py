@@ -85,7 +85,7 @@ class Distributed:
     def broadcast_parameters(self, model) -> None:
         """Copy rank 0's parameters into every rank's ``model`` (a layer or a Container)."""
         params = list(dict(model.named_parameters()).values())
-        backend = _backend_of(model)
+        backend = model.backend
         flat = _pack(backend, params)
         host = backend.to_numpy(flat).copy()
         self.comm.Bcast(host, root=0)
@@ -97,7 +97,7 @@ class Distributed:
         the same way (a 0-d device array). ``weight`` = this rank's rows / the global batch's
         (0 for an empty shard, whose gradients should be zero)."""
         grads = list(model.grads.values())
-        backend = _backend_of(model)
+        backend = model.backend
         xp = backend.xp
         flat = _pack(backend, grads, extra=loss)
         flat *= weight
@@ -116,10 +116,6 @@ class Distributed:
         if first is not None:
             first.collective = True
             raise first
-
-
-def _backend_of(model):
-    return model.backend
 
 
 def _pack(backend, arrays, extra=None):
