@@ -66,6 +66,10 @@ class ForecastTask:
         """Nothing given can make another of this kind's options meaningless."""
 
     @classmethod
+    def normalize_saved(cls, d: dict) -> None:
+        """Nothing to change in a saved config of this kind."""
+
+    @classmethod
     def validate(cls, cfg) -> None:
         cfg.window = positive_int_option("window", cfg.window)
 
@@ -237,6 +241,13 @@ class CharTask:
                 raise ConfigError(name, "{name} sets the random training windows, which "
                                   "{opt[bptt]} replaces by one pass over the text in chunks "
                                   "of {opt[bptt]} characters")
+
+    @classmethod
+    def normalize_saved(cls, d: dict) -> None:
+        """Configs saved before streaming runs left them None hold the unused defaults of
+        seq_len and batches_per_epoch: drop them, so that such runs still resume."""
+        if d.get("bptt") is not None:
+            d["seq_len"] = d["batches_per_epoch"] = None
 
     @classmethod
     def validate(cls, cfg) -> None:

@@ -140,6 +140,8 @@ class TrainConfig:
             for name, old_default in SGD_OPTIONS.items():   # defaults: they never applied
                 if d.get(name) == old_default:
                     d[name] = None
+        if d.get("task") in TASKS:
+            TASKS[d["task"]].normalize_saved(d)
         return cls(**d)
 
 

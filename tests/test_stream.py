@@ -134,3 +134,13 @@ def test_only_streaming_carries_state_between_batches(bptt):
         assert all(state is None for state in seen)
     else:
         assert all(state is not None for state in seen[1:])
+
+
+def test_a_streaming_config_saved_with_unused_window_options_still_loads():
+    """Configs written before --bptt excluded --seq-len/--batches-per-epoch hold their unused
+    defaults; they load (resume) as the streaming configs they always were."""
+    old = {"task": "chars", "bptt": 16, "seq_len": 64, "batches_per_epoch": 100,
+           "optimizer": "adam", "momentum": 0.9, "lr_decay": 0.0}
+    cfg = TrainConfig.from_dict(old).resolved()
+    assert cfg.bptt == 16 and cfg.seq_len is None and cfg.batches_per_epoch is None
+    assert cfg.momentum is None and cfg.lr_decay is None
