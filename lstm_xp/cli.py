@@ -177,7 +177,7 @@ def _fail_on(dist, err, message: str, status: int = EXIT_BAD_INPUT) -> int:
         return _fail(message, status) if dist.is_root else status
     _fail(f"rank {dist.rank} of {dist.size}: {message}", status)
     sys.stderr.flush()
-    dist.comm.Abort(status)
+    dist.abort(status)
     return status
 
 

@@ -107,6 +107,30 @@ class Distributed:
         self.bytes_per_step = int(flat.shape[0]) * xp.finfo(flat.dtype).bits // 8
         return summed[-1]
 
+    def on_root(self, fn):
+        """``fn()`` on rank 0 only; its result -- or its exception, raised on every rank and
+        marked ``collective`` -- reaches every rank, so that no rank waits for one that
+        failed (rank 0's run folder, its disk)."""
+        result, error = None, None
+        if self.is_root:
+            try:
+                result = fn()
+            except Exception as err:          # raised on every rank below
+                error = err
+        result, error = self.comm.bcast((result, error), root=0)
+        if error is not None:
+            error.collective = True
+            raise error
+        return result
+
+    def gather(self, value) -> list | None:
+        """Every rank's ``value``, in rank order, on rank 0 (None elsewhere)."""
+        return self.comm.gather(value, root=0)
+
+    def abort(self, status: int) -> None:
+        """End every rank of the job now (a failure only this rank met)."""
+        self.comm.Abort(status)
+
     def all_ok(self, error) -> None:
         """Every rank says whether it failed (``error``: an exception or None); the lowest
         failing rank's exception is then raised on every rank, marked ``collective``, so

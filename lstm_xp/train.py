@@ -377,21 +377,9 @@ def _prepare(cfg: TrainConfig, run_dir, ckpt, dist) -> _Session:
 
 
 def _on_root(dist, fn):
-    """``fn()`` on rank 0 only (always, without MPI); its result -- or its exception, raised
-    on every rank -- reaches every rank, so that no rank waits for one that failed."""
-    if dist is None:
-        return fn()
-    result, error = None, None
-    if dist.is_root:
-        try:
-            result = fn()
-        except Exception as err:          # raised on every rank below
-            error = err
-    result, error = dist.comm.bcast((result, error), root=0)
-    if error is not None:
-        error.collective = True
-        raise error
-    return result
+    """``fn()`` here without MPI; on rank 0 only, its outcome shared, with it
+    (``Distributed.on_root``)."""
+    return fn() if dist is None else dist.on_root(fn)
 
 
 def _run(cfg: TrainConfig, run_dir, ckpt, progress: bool, echo, runs_root,
@@ -447,7 +435,7 @@ def _run(cfg: TrainConfig, run_dir, ckpt, progress: bool, echo, runs_root,
         if val < s.best_val:
             s.best_val, s.best = val, model.state_dict()
         generators = ([backend.generator_state()] if dist is None
-                      else dist.comm.gather(backend.generator_state(), root=0))
+                      else dist.gather(backend.generator_state()))
         _on_root(dist, lambda: save_checkpoint(run_dir / "checkpoint.npz", Checkpoint(
             epoch=epoch + 1, config=asdict(cfg), rng=s.rng.bit_generator.state,
             model=model.state_dict(), optim=s.optimizer.state_dict(), best=s.best or {},
