@@ -192,7 +192,9 @@ def read_text(path, max_chars: int | None = None, encoding: str = "utf-8") -> tu
                           path=str(path))
     data = path.read_bytes()          # a missing or unreadable file raises its OSError
     nul = data.find(b"\0")
-    if nul >= 0 and "16" not in encoding and "32" not in encoding:
+    # a NUL byte means binary in encodings that write ASCII as itself (UTF-8, Latin-1, ...);
+    # in UTF-16/32 every ASCII character holds NULs
+    if nul >= 0 and "a".encode(encoding) == b"a":
         raise ConfigError("text", "{name} {path}: looks like a binary file (a NUL byte at "
                           "byte offset {offset}), not text", path=str(path), offset=nul)
     try:
