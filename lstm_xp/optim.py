@@ -78,7 +78,7 @@ class Optimizer:
             self._update(key, backend, param, grad)
         for layer in self.layers:
             changed = getattr(layer, "_parameters_changed", None)
-            if changed is not None and layer._tapes:
+            if changed is not None:
                 changed("an optimizer step")
 
     def _update(self, key, backend, param, grad) -> None:
