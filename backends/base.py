@@ -176,17 +176,21 @@ class Backend:
         """
         dst[...] = self.xp.where(hold, src, dst)
 
-    def lstm_cell_forward(self, gates, c_prev, c, h) -> None:
+    def lstm_cell_forward(self, gates, c_prev, c, h, h_prev=None, hold=None) -> None:
         """One LSTM step once the gate pre-activations are summed.
 
-        Shapes: gates (B, 4H), c_prev, c, h (B, H); rows of ``gates`` in PyTorch's order.
+        Shapes: gates (B, 4H), c_prev, c, h, h_prev (B, H); hold (B, 1) bool or None; rows
+        of ``gates`` in PyTorch's order.
 
             i = sigma(a_i)   f = sigma(a_f)   g = tanh(a_g)   o = sigma(a_o)
             c = f * c_prev + i * g
             h = o * tanh(c)
+            c = c_prev, h = h_prev      on the rows where hold (a padded step: exact copies)
 
         In place: ``gates`` holds the pre-activations [a_i a_f a_g a_o] on entry and the
         activations [i f g o] on return (what backward needs); ``c`` and ``h`` are written.
+        ``h_prev`` is read only with ``hold``. Callers check dtypes and shapes once per
+        sequence (lstm_xp.bptt); the primitives trust them.
         """
         xp = self.xp
         H = c_prev.shape[-1]
@@ -194,8 +198,13 @@ class Backend:
         f = _sigmoid(xp, gates[:, H:2 * H])
         g = xp.tanh(gates[:, 2 * H:3 * H])
         o = _sigmoid(xp, gates[:, 3 * H:4 * H])
-        c[...] = f * c_prev + i * g
-        h[...] = o * xp.tanh(c)
+        c_new = f * c_prev + i * g
+        h_new = o * xp.tanh(c_new)
+        if hold is None:
+            c[...], h[...] = c_new, h_new
+        else:
+            c[...] = xp.where(hold, c_prev, c_new)
+            h[...] = xp.where(hold, h_prev, h_new)
         gates[:, 0:H] = i
         gates[:, H:2 * H] = f
         gates[:, 2 * H:3 * H] = g
@@ -215,14 +224,16 @@ class Backend:
         ``backward_block_bytes`` of gate rows (cache-sized on the CPU), between 1 and T."""
         return max(1, min(T, self.backward_block_bytes // (B * 4 * H * itemsize)))
 
-    def lstm_backward_factors(self, gates, c_prev, c, alpha, f_keep) -> None:
+    def lstm_backward_factors(self, gates, c_prev, c, alpha, f_keep, hold=None) -> None:
         """The local derivatives of a block of S steps, which backward multiplies by.
 
-        Shapes: gates (S, B, 4H); c_prev, c, alpha, f_keep (S, B, H) (any leading dims).
+        Shapes: gates (S, B, 4H); c_prev, c, alpha, f_keep (S, B, H) (any leading dims);
+        hold (S, B, 1) bool or None.
 
             alpha = o * (1 - tanh(c)^2)          f_keep = f
             k_i = g * i * (1 - i)                k_f = c_prev * f * (1 - f)
             k_g = i * (1 - g^2)                  k_o = tanh(c) * o * (1 - o)
+            alpha = 0, k = 0, f_keep = 1         where hold (a padded step passes dc on)
 
         In place: ``gates`` holds the activations [i f g o] on entry and the factors
         [k_i k_f k_g k_o] on return; ``alpha`` and ``f_keep`` are written.
@@ -232,35 +243,43 @@ class Backend:
         i, f = gates[..., 0:H], gates[..., H:2 * H]
         g, o = gates[..., 2 * H:3 * H], gates[..., 3 * H:4 * H]
         tanh_c = xp.tanh(c)
-        alpha[...] = o * (1.0 - tanh_c * tanh_c)
-        f_keep[...] = f
-        k_i = g * i * (1.0 - i)
-        k_f = c_prev * f * (1.0 - f)
-        k_g = i * (1.0 - g * g)
-        k_o = tanh_c * o * (1.0 - o)
-        gates[..., 0:H] = k_i
-        gates[..., H:2 * H] = k_f
-        gates[..., 2 * H:3 * H] = k_g
-        gates[..., 3 * H:4 * H] = k_o
+        alpha_new = o * (1.0 - tanh_c * tanh_c)
+        f_new = f
+        k = [g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g),
+             tanh_c * o * (1.0 - o)]
+        if hold is not None:
+            alpha_new, f_new = xp.where(hold, 0.0, alpha_new), xp.where(hold, 1.0, f)
+            k = [xp.where(hold, 0.0, k_gate) for k_gate in k]
+        alpha[...] = alpha_new
+        f_keep[...] = f_new          # before the gates' f slot is overwritten by k_f
+        for slot, k_gate in enumerate(k):
+            gates[..., slot * H:(slot + 1) * H] = k_gate
 
-    def lstm_cell_backward_step(self, factors, alpha, f, dh, dc) -> None:
+    def lstm_cell_backward_step(self, factors, alpha, f, dh, dc, dy=None, hold=None) -> None:
         """Gradients of one LSTM step, the reverse of :meth:`lstm_cell_forward`.
 
-        Shapes: factors (B, 4H) from :meth:`lstm_backward_factors`; alpha, f, dh, dc (B, H).
-        ``dh`` is dL/dh_t (all paths); ``dc`` is dL/dc_t through c_{t+1} on entry and
-        dL/dc_{t-1} on return.
+        Shapes: factors (B, 4H) from :meth:`lstm_backward_factors`; alpha, f, dh, dc, dy
+        (B, H) (dy any strides, or None for zeros); hold (B, 1) bool or None. ``dh`` is
+        dL/dh_t through the next step and ``dy`` through the output; ``dc`` is dL/dc_t
+        through c_{t+1} on entry and dL/dc_{t-1} on return.
 
-            dc_t = dc + dh * alpha                      [= dc + dh * o * (1 - tanh(c)^2)]
-            da_i = dc_t * k_i    da_f = dc_t * k_f    da_g = dc_t * k_g    da_o = dh * k_o
+            dh_t = dh + dy
+            dc_t = dc + dh_t * alpha                      [= dc + dh_t * o * (1 - tanh(c)^2)]
+            da_i = dc_t * k_i    da_f = dc_t * k_f    da_g = dc_t * k_g    da_o = dh_t * k_o
             dc_prev = dc_t * f
 
         In place: ``factors`` holds [k_i k_f k_g k_o] on entry and the pre-activation
-        gradients [da_i da_f da_g da_o] on return.
+        gradients [da_i da_f da_g da_o] on return. ``dh`` holds dh_t on return; with
+        ``hold``, dh_t on the held rows and 0 on the others, so that adding da W_hh (zero on
+        held rows, whose factors are zero) gives dL/dh_{t-1} on every row.
         """
+        xp = self.xp
         H = dc.shape[-1]
-        dc_t = dc + dh * alpha
+        dh_t = dh if dy is None else dh + dy
+        dc_t = dc + dh_t * alpha
         factors[:, 0:H] = factors[:, 0:H] * dc_t
         factors[:, H:2 * H] = factors[:, H:2 * H] * dc_t
         factors[:, 2 * H:3 * H] = factors[:, 2 * H:3 * H] * dc_t
-        factors[:, 3 * H:4 * H] = factors[:, 3 * H:4 * H] * dh
+        factors[:, 3 * H:4 * H] = factors[:, 3 * H:4 * H] * dh_t
         dc[...] = dc_t * f
+        dh[...] = dh_t if hold is None else xp.where(hold, dh_t, 0.0)

@@ -7,16 +7,13 @@ Imported only when a GPU is asked for (``backends.get_backend("gpu")``); importi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cupy
 import cupy.cublas
 import numpy as np
 
 from .base import Backend
+from .cuda_source import COMPILE_OPTIONS, KERNEL_SOURCE, name_expressions
 
-_KERNEL_SOURCE = Path(__file__).with_name("lstm_cell.cu")
-_CUDA_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}   # dtype -> C type
 _THREADS_PER_BLOCK = 256
 
 
@@ -35,12 +32,11 @@ class CupyBackend(Backend):
 
     def __init__(self):
         super().__init__("gpu", cupy)
-        names = {(k, t): f"{k}<{ctype}>"
-                 for k in ("lstm_cell_forward", "lstm_backward_factors", "lstm_cell_backward_step")
-                 for t, ctype in _CUDA_TYPES.items()}
-        module = cupy.RawModule(code=_KERNEL_SOURCE.read_text(), options=("--std=c++17",),
+        names = name_expressions()
+        module = cupy.RawModule(code=KERNEL_SOURCE.read_text(), options=COMPILE_OPTIONS,
                                 name_expressions=list(names.values()))
         self._kernels = {key: module.get_function(name) for key, name in names.items()}
+        self._zero_rows: dict = {}      # (B, H, dtype) -> zeros standing in for dy = None
         probe = cupy.ones((2, 2), dtype=cupy.float32)
         self.matmul_into(probe, probe.T, out=cupy.empty((2, 2), dtype=cupy.float32))
         self.synchronize()
@@ -140,29 +136,49 @@ class CupyBackend(Backend):
         blocks = min((n + _THREADS_PER_BLOCK - 1) // _THREADS_PER_BLOCK, 65535)
         return (max(blocks, 1),), (_THREADS_PER_BLOCK,)
 
-    @staticmethod
-    def _require_contiguous(*arrays) -> None:
-        for a in arrays:
-            if not a.flags.c_contiguous:
-                raise ValueError("the fused LSTM cell needs C-contiguous arrays")
+    # The three cell primitives below run once per time step, so they do no checks of
+    # their own (each costs host time on the step's critical path): lstm_xp.bptt checks
+    # every array's dtype, shape and layout once per direction (check_step_operands). The
+    # kernels need C-contiguous (B, H) / (B, 4H) arrays of one dtype; dy only contiguous rows.
 
-    def lstm_cell_forward(self, gates, c_prev, c, h) -> None:
-        self._require_contiguous(gates, c_prev, c, h)
+    def lstm_cell_forward(self, gates, c_prev, c, h, h_prev=None, hold=None) -> None:
         B, H = c.shape
         grid, block = self._launch_shape(B * H)
-        self._kernel("lstm_cell_forward", gates.dtype)(
-            grid, block, (gates, c_prev, c, h, np.int64(B * H), np.int32(H)))
+        if hold is None:
+            self._kernel("lstm_cell_forward", gates.dtype)(
+                grid, block, (gates, c_prev, c, h, np.int64(B * H), np.int32(H)))
+        else:
+            self._kernel("lstm_cell_forward_padded", gates.dtype)(
+                grid, block, (gates, c_prev, c, h, h_prev, hold, np.int64(B * H), np.int32(H)))
 
-    def lstm_backward_factors(self, gates, c_prev, c, alpha, f_keep) -> None:
-        self._require_contiguous(gates, c_prev, c, alpha, f_keep)
+    def lstm_backward_factors(self, gates, c_prev, c, alpha, f_keep, hold=None) -> None:
         n, H = c.size, c.shape[-1]
         grid, block = self._launch_shape(n)
-        self._kernel("lstm_backward_factors", gates.dtype)(
-            grid, block, (gates, c_prev, c, alpha, f_keep, np.int64(n), np.int32(H)))
+        if hold is None:
+            self._kernel("lstm_backward_factors", gates.dtype)(
+                grid, block, (gates, c_prev, c, alpha, f_keep, np.int64(n), np.int32(H)))
+        else:
+            self._kernel("lstm_backward_factors_padded", gates.dtype)(
+                grid, block, (gates, c_prev, c, alpha, f_keep, hold, np.int64(n), np.int32(H)))
 
-    def lstm_cell_backward_step(self, factors, alpha, f, dh, dc) -> None:
-        self._require_contiguous(factors, alpha, f, dh, dc)
+    def lstm_cell_backward_step(self, factors, alpha, f, dh, dc, dy=None, hold=None) -> None:
         B, H = dc.shape
+        if dy is None:
+            dy = self._zeros_like_rows(B, H, dc.dtype)
+        dy_ld = np.int64(dy.strides[0] // dy.itemsize)
         grid, block = self._launch_shape(B * H)
-        self._kernel("lstm_cell_backward_step", factors.dtype)(
-            grid, block, (factors, alpha, f, dh, dc, np.int64(B * H), np.int32(H)))
+        if hold is None:
+            self._kernel("lstm_cell_backward_step", factors.dtype)(
+                grid, block, (factors, alpha, f, dh, dy, dy_ld, dc, np.int64(B * H), np.int32(H)))
+        else:
+            self._kernel("lstm_cell_backward_step_padded", factors.dtype)(
+                grid, block, (factors, alpha, f, dh, dy, dy_ld, dc, hold, np.int64(B * H),
+                              np.int32(H)))
+
+    def _zeros_like_rows(self, B: int, H: int, dtype):
+        key = (B, H, np.dtype(dtype))
+        if key not in self._zero_rows:
+            if len(self._zero_rows) >= 16:
+                self._zero_rows.clear()
+            self._zero_rows[key] = cupy.zeros((B, H), dtype=dtype)
+        return self._zero_rows[key]

@@ -155,7 +155,7 @@ class NumpyBackend(Backend):
     def index_add(self, target, index, values) -> None:
         np.add.at(target, index, values)
 
-    def lstm_cell_forward(self, gates, c_prev, c, h) -> None:
+    def lstm_cell_forward(self, gates, c_prev, c, h, h_prev=None, hold=None) -> None:
         H = c_prev.shape[-1]
         self._activate_gates(gates)
         i, f = gates[:, 0:H], gates[:, H:2 * H]
@@ -166,8 +166,11 @@ class NumpyBackend(Backend):
         np.add(c, ig, out=c)
         np.tanh(c, out=ig)                     # h = o * tanh(c)
         np.multiply(o, ig, out=h)
+        if hold is not None:                   # padded rows keep their state
+            np.copyto(c, c_prev, where=hold)
+            np.copyto(h, h_prev, where=hold)
 
-    def lstm_backward_factors(self, gates, c_prev, c, alpha, f_keep) -> None:
+    def lstm_backward_factors(self, gates, c_prev, c, alpha, f_keep, hold=None) -> None:
         H = c.shape[-1]
         i, f = gates[..., 0:H], gates[..., H:2 * H]
         g, o = gates[..., 2 * H:3 * H], gates[..., 3 * H:4 * H]
@@ -189,11 +192,17 @@ class NumpyBackend(Backend):
         np.subtract(1, i, out=i)
         np.multiply(i, g, out=i)                # k_i = g i (1 - i)
         np.copyto(g, tmp)
+        if hold is not None:                    # padded steps: k = 0, alpha = 0, f = 1
+            np.copyto(gates, 0, where=hold)
+            np.copyto(alpha, 0, where=hold)
+            np.copyto(f_keep, 1, where=hold)
 
-    def lstm_cell_backward_step(self, factors, alpha, f, dh, dc) -> None:
+    def lstm_cell_backward_step(self, factors, alpha, f, dh, dc, dy=None, hold=None) -> None:
         B, H = dc.shape
         if not factors.flags.c_contiguous:      # else the reshape below would be a copy
             raise ValueError("lstm_cell_backward_step needs C-contiguous factors (B, 4H)")
+        if dy is not None:
+            np.add(dh, dy, out=dh)              # dh <- dh_t
         ifg = factors.reshape(B, 4, H)[:, 0:3, :]
         w = self._workspace("cell_b", dc.shape, dc.dtype)
         np.multiply(dh, alpha, out=w)
@@ -201,3 +210,5 @@ class NumpyBackend(Backend):
         np.multiply(ifg, dc[:, None, :], out=ifg)               # da_i, da_f, da_g = k dc_t
         np.multiply(factors[:, 3 * H:], dh, out=factors[:, 3 * H:])   # da_o = k_o dh
         np.multiply(dc, f, out=dc)              # dc <- dL/dc_{t-1} = dc_t f
+        if hold is not None:
+            np.multiply(dh, hold, out=dh)       # dh_t on held rows, 0 on the others

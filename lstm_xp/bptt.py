@@ -39,9 +39,12 @@ discarded and the state is carried through unchanged,
 so a reverse direction starts from h0 at each sequence's own last step, h_n/c_n are each
 sequence's state at its own last step, and in backward the gradients pass straight through
 padded steps (dh_prev = dh_t, dc_prev = dc_t) while their gate gradients are zero: padded
-steps contribute nothing to any weight, bias or input gradient. The price, on this path
-only: two selects per forward step; one copy and one select per backward step, plus
-four masking passes per block of steps (see direction_backward).
+steps contribute nothing to any weight, bias or input gradient. The selects are folded
+into the cell primitives (``hold=``), so a padded step costs what any step costs: one
+GEMM and one cell pass each way (with a projection, two selects more per step each way).
+
+The per-step primitives trust their operands; :func:`check_step_operands` checks every
+array's backend, dtype, shape and layout once per direction call.
 """
 
 from __future__ import annotations
@@ -119,6 +122,13 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
     T, B, I = x.shape
     H = w_ih.shape[0] // 4
     P = w_hh.shape[1]
+    check_step_operands(backend, x.dtype, {
+        "x": (x, (T, B, I)), "w_ih": (w_ih, (4 * H, I)), "w_hh": (w_hh, (4 * H, P)),
+        "b_ih": (b_ih, (4 * H,)), "b_hh": (b_hh, (4 * H,)), "h0": (h0, (B, P)),
+        "c0": (c0, (B, H)), "w_hr": (w_hr, (P, H))}, layout={"x": "C"})
+    if hold is not None and (hold.dtype != xp.bool or tuple(hold.shape) != (T, B, 1)):
+        raise ValueError(f"hold must be a ({T}, {B}, 1) bool array, got {hold.dtype} "
+                         f"{tuple(hold.shape)}")
     # a_t = x_t W_ih^T + (b_ih + b_hh) for all t at once; h_prev W_hh^T is added per step
     gates = xp.reshape(xp.matmul(xp.reshape(x, (T * B, I)), w_ih.T), (T, B, 4 * H))
     if b_ih is not None:
@@ -134,17 +144,17 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
     w_hh_t = w_hh.T
     w_hr_t = None if w_hr is None else w_hr.T
     for t in tape.time_order():
-        gates_t = gates[t, ...]
+        gates_t, held = gates[t, ...], None if hold is None else hold[t, ...]
         backend.matmul_acc(h[t + prev, ...], w_hh_t, out=gates_t)
-        if m is None:
+        if m is None:              # the cell keeps held rows' state itself
             backend.lstm_cell_forward(gates_t, c[t + prev, ...], c[t + cur, ...],
-                                      h[t + cur, ...])
+                                      h[t + cur, ...], h[t + prev, ...], held)
         else:                      # the cell writes m_t; h_t = m_t W_hr^T
             backend.lstm_cell_forward(gates_t, c[t + prev, ...], c[t + cur, ...], m[t, ...])
             backend.matmul_into(m[t, ...], w_hr_t, out=h[t + cur, ...])
-        if hold is not None:
-            backend.keep_where(h[t + cur, ...], h[t + prev, ...], hold[t, ...])
-            backend.keep_where(c[t + cur, ...], c[t + prev, ...], hold[t, ...])
+            if held is not None:
+                backend.keep_where(h[t + cur, ...], h[t + prev, ...], held)
+                backend.keep_where(c[t + cur, ...], c[t + prev, ...], held)
     return tape
 
 
@@ -182,29 +192,37 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
         db_ih = db_hh = sum_t da_t    dx_t  = da_t W_ih      dW_hr = sum_t dh_t^T m_t
 
     At padded steps the factors are alpha = 0, k = 0, f = 1, so dc passes through
-    unchanged and da_t = 0; dh is put aside before the GEMM and restored after it, and
-    (with a projection) the step's dh_t is left out of dW_hr, since there h_t = h_prev.
+    unchanged and da_t = 0; the cell leaves dh_t on held rows and 0 on the others, and the
+    GEMM adds da_t W_hh to it, so held rows pass dh_t on. With a projection the step's
+    dh_t is left out of dW_hr (m_t is zeroed there), since there h_t = h_prev.
     """
     xp = backend.xp
     T, B, I = tape.x.shape
     H, P = tape.c.shape[-1], tape.h.shape[-1]
     dtype = tape.x.dtype
     gates, c, hold, m = tape.gates, tape.c, tape.hold, tape.m
+    check_step_operands(backend, dtype, {"w_ih": (w_ih, (4 * H, I)), "w_hh": (w_hh, (4 * H, P)),
+                                         "w_hr": (w_hr, (P, H)), "dy": (dy, (T, B, P)),
+                                         "dh_n": (dh_n, (B, P)), "dc_n": (dc_n, (B, H)),
+                                         "dx": (dx, (T, B, I))}, layout={"dy": "rows", "dx": "C"})
     prev, cur = tape.slot_offsets()
-    dh, dc = backend.zeros((B, P), dtype), backend.zeros((B, H), dtype)   # C-contiguous
-    if dh_n is not None:
-        dh[...] = dh_n
+    dc = backend.zeros((B, H), dtype)                      # C-contiguous
     if dc_n is not None:
         dc[...] = dc_n
-    if m is not None:
+    if m is None:
+        dh = backend.zeros((B, P), dtype)
+        dy_cell = dy
+    else:
+        # dh_slots[t + cur] carries dL/dh_t from step t+1 (slot layout as the states); the
+        # cell needs dm_t = (dh_t + dy_t) W_hr, whose dy part is one GEMM for all steps
+        dh_slots = backend.zeros((T + 1, B, P), dtype)
+        dh = dh_slots[T if not tape.reverse else 0, ...]
         dm = backend.empty((B, H), dtype)
-        dh_steps = backend.empty((T, B, P), dtype)       # dh_t of every step, for dW_hr
+        dy_cell = None if dy is None else xp.matmul(dy, w_hr)          # (T, B, H)
+    if dh_n is not None:
+        dh[...] = dh_n
     S = backend.backward_block_steps(T, B, H, xp.finfo(dtype).bits // 8)
     alpha, f_gate = backend.empty((S, B, H), dtype), backend.empty((S, B, H), dtype)
-    if hold is not None:        # dy must already be zero at padded steps (LSTM.backward)
-        padded = xp.astype(hold, dtype)                    # (T, B, 1): 1 padding, 0 real step
-        valid = xp.astype(xp.logical_not(hold), dtype)     # (T, B, 1): 1 real step, 0 padding
-        dh_held = backend.empty((B, P), dtype)
     visits = list(reversed(tape.time_order()))
     for first in range(0, T, S):
         block = visits[first:first + S]
@@ -212,29 +230,25 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
         hi = lo + n_steps                          # the block covers times lo ... hi - 1
         backend.lstm_backward_factors(gates[lo:hi, ...], c[lo + prev:hi + prev, ...],
                                       c[lo + cur:hi + cur, ...], alpha[:n_steps, ...],
-                                      f_gate[:n_steps, ...])
-        if hold is not None:    # padded steps: k = 0, alpha = 0, f = f * 0 + 1 = 1 (exact)
-            gates[lo:hi, ...] *= valid[lo:hi, ...]
-            alpha[:n_steps, ...] *= valid[lo:hi, ...]
-            f_gate[:n_steps, ...] *= valid[lo:hi, ...]
-            f_gate[:n_steps, ...] += padded[lo:hi, ...]
+                                      f_gate[:n_steps, ...],
+                                      None if hold is None else hold[lo:hi, ...])
         for t in block:
-            if dy is not None:
-                dh += dy[t, ...]
             gates_t = gates[t, ...]                     # factors k_t in, da_t out
+            held = None if hold is None else hold[t, ...]
+            dy_t = None if dy_cell is None else dy_cell[t, ...]
             if m is None:
-                backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...],
-                                                f_gate[t - lo, ...], dh, dc)
+                backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...], f_gate[t - lo, ...],
+                                                dh, dc, dy_t, held)
+                # dL/dh_prev = da_t W_hh; held rows (da_t = 0) keep the dh_t the cell left
+                (backend.matmul_into if held is None else backend.matmul_acc)(
+                    gates_t, w_hh, out=dh)
             else:
-                dh_steps[t, ...] = dh
-                backend.matmul_into(dh, w_hr, out=dm)   # dL/dm_t through the projection
-                backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...],
-                                                f_gate[t - lo, ...], dm, dc)
-            if hold is not None:
-                dh_held[...] = dh
-            backend.matmul_into(gates_t, w_hh, out=dh)  # dL/dh_prev through this step
-            if hold is not None:    # padded rows pass dh straight through
-                backend.keep_where(dh, dh_held, hold[t, ...])
+                backend.matmul_into(dh_slots[t + cur, ...], w_hr, out=dm)
+                backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...], f_gate[t - lo, ...],
+                                                dm, dc, dy_t)
+                backend.matmul_into(gates_t, w_hh, out=dh_slots[t + prev, ...])
+                if held is not None:    # padded rows pass dh straight through
+                    backend.keep_where(dh_slots[t + prev, ...], dh_slots[t + cur, ...], held)
     da = xp.reshape(gates, (T * B, 4 * H))
     backend.matmul_acc(da.T, xp.reshape(tape.x, (T * B, I)), out=grads["w_ih"])
     backend.matmul_acc(da.T, xp.reshape(tape.previous_h(), (T * B, P)), out=grads["w_hh"])
@@ -242,11 +256,42 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
         db = xp.sum(da, axis=0)
         grads["b_ih"] += db
         grads["b_hh"] += db
-    if m is not None:
+    if m is not None:    # dW_hr = sum over real steps of (dh_t + dy_t)^T m_t
         if hold is not None:
-            dh_steps *= valid
-        backend.matmul_acc(xp.reshape(dh_steps, (T * B, P)).T, xp.reshape(m, (T * B, H)),
+            m *= xp.astype(xp.logical_not(hold), dtype)
+        m2 = xp.reshape(m, (T * B, H))
+        backend.matmul_acc(xp.reshape(dh_slots[cur:cur + T, ...], (T * B, P)).T, m2,
                            out=grads["w_hr"])
+        if dy is not None:
+            backend.matmul_acc(xp.reshape(dy, (T * B, P)).T, m2, out=grads["w_hr"])
+        dh = dh_slots[0 if not tape.reverse else T, ...]
     dx2 = xp.reshape(dx, (T * B, I))
     (backend.matmul_acc if accumulate_dx else backend.matmul_into)(da, w_ih, out=dx2)
     return dh, dc
+
+
+def check_step_operands(backend, dtype, arrays: dict, layout: dict) -> None:
+    """Check, once per direction, what the per-step primitives trust: each array (name ->
+    (array or None, shape)) is this backend's, of ``dtype`` and that shape, and laid out as
+    ``layout`` says (name -> "C": C-contiguous, reshaped as a view; "rows": unit stride
+    along the last axis, as the CUDA cell reads dy). A fused kernel given a float64 array
+    where it expects float32 would silently compute garbage."""
+    for name, (a, shape) in arrays.items():
+        if a is None:
+            continue
+        if not backend.owns(a):
+            raise TypeError(f"{name} must be an array of the {backend.name!r} backend, got "
+                            f"{type(a).__module__}.{type(a).__name__}")
+        if a.dtype != dtype:
+            raise TypeError(f"{name} must have dtype {backend.dtype_name(dtype)}, got "
+                            f"{backend.dtype_name(a.dtype)}")
+        if tuple(a.shape) != tuple(shape):
+            raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(a.shape)}")
+        strides = getattr(a, "strides", None)     # None: an array library without strides
+        if name not in layout or strides is None:
+            continue
+        if layout[name] == "C" and not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous, got strides {strides}")
+        if layout[name] == "rows" and a.shape[-1] > 1 and strides[-1] != a.dtype.itemsize:
+            raise ValueError(f"{name} must have unit stride along its last axis, got strides "
+                             f"{strides}")
