@@ -159,6 +159,50 @@ class Backend:
                             target.dtype)
         self.matmul_acc(xp.permute_dims(one_hot, (1, 0)), values, out=target)
 
+    # ------------------------------------------------------------ optimizer steps
+    # One call updates a whole flat parameter buffer (lstm_xp.flat): the same number of
+    # operations (GPU launches) per step however many parameter arrays a model has.
+    def sgd_update(self, p, g, velocity, lr: float, momentum: float, weight_decay: float,
+                   nesterov: bool) -> None:
+        """One step of torch.optim.SGD (dampening 0), in place on ``p`` and ``velocity``.
+
+        Shapes: p, g, velocity alike (velocity None when momentum is 0).
+
+            g' = g + weight_decay * p
+            v <- momentum * v + g'                 (v = 0 before the first step)
+            d  = g' + momentum * v  if nesterov  else  v      (d = g' without momentum)
+            p <- p - lr * d
+        """
+        if weight_decay:
+            g = g + weight_decay * p
+        if velocity is not None:
+            velocity *= momentum
+            velocity += g
+            g = g + momentum * velocity if nesterov else velocity
+        p -= lr * g
+
+    def adam_update(self, p, g, m, v, step: int, lr: float, b1: float, b2: float, eps: float,
+                    weight_decay: float, decoupled: bool) -> None:
+        """One step of torch.optim.Adam (``decoupled``: AdamW), in place on ``p``, ``m``, ``v``.
+
+        Shapes: p, g, m, v alike; ``step`` t = 1, 2, ... counts steps.
+
+            p <- p * (1 - lr * weight_decay)     if decoupled,   else  g' = g + weight_decay * p
+            m <- b1 m + (1 - b1) g'              v <- b2 v + (1 - b2) g'^2
+            p <- p - (lr / (1 - b1^t)) m / (sqrt(v / (1 - b2^t)) + eps)
+        """
+        xp = self.xp
+        if weight_decay and decoupled:
+            p *= 1.0 - lr * weight_decay
+        elif weight_decay:
+            g = g + weight_decay * p
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * (g * g)
+        m_hat, v_hat = 1.0 / (1.0 - b1 ** step), 1.0 / (1.0 - b2 ** step)
+        p -= (lr * m_hat) * m / (xp.sqrt(v * v_hat) + eps)
+
     # ----------------------------------------------------------- hot primitives
     def matmul_into(self, a, b, out) -> None:
         """out[...] = a @ b for 2-D operands (transposed views allowed)."""

@@ -1,8 +1,9 @@
-"""CuPy backend: cuBLAS GEMMs plus one fused CUDA kernel per cell step.
+"""CuPy backend: cuBLAS GEMMs plus one fused CUDA kernel per cell step and per optimizer step.
 
 Imported only when a GPU is asked for (``backends.get_backend("gpu")``); importing
-``lstm_xp`` or using the CPU never touches this module. The kernels are in
-``lstm_cell.cu`` beside this file and compiled with NVRTC when the backend is created.
+``lstm_xp`` or using the CPU never touches this module. The kernels are in the ``.cu``
+files beside this file (``cuda_source.KERNELS``) and compiled with NVRTC when the backend
+is created.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import cupy.cublas
 import numpy as np
 
 from .base import Backend
-from .cuda_source import COMPILE_OPTIONS, KERNEL_SOURCE, name_expressions
+from .cuda_source import COMPILE_OPTIONS, KERNELS, SOURCE_DIR, name_expressions
 
 _THREADS_PER_BLOCK = 256
 
@@ -32,10 +33,12 @@ class CupyBackend(Backend):
 
     def __init__(self):
         super().__init__("gpu", cupy)
-        names = name_expressions()
-        module = cupy.RawModule(code=KERNEL_SOURCE.read_text(), options=COMPILE_OPTIONS,
-                                name_expressions=list(names.values()))
-        self._kernels = {key: module.get_function(name) for key, name in names.items()}
+        self._kernels = {}
+        for source in KERNELS:
+            names = name_expressions(source)
+            module = cupy.RawModule(code=(SOURCE_DIR / source).read_text(),
+                                    options=COMPILE_OPTIONS, name_expressions=list(names.values()))
+            self._kernels.update((key, module.get_function(name)) for key, name in names.items())
         self._zero_rows: dict = {}      # (B, H, dtype) -> zeros standing in for dy = None
         probe = cupy.ones((2, 2), dtype=cupy.float32)
         self.matmul_into(probe, probe.T, out=cupy.empty((2, 2), dtype=cupy.float32))
@@ -129,7 +132,28 @@ class CupyBackend(Backend):
         try:
             return self._kernels[(name, np.dtype(dtype))]
         except KeyError:
-            raise TypeError(f"the fused LSTM cell supports float32 and float64, got {dtype}") from None
+            raise TypeError(f"the fused kernels support float32 and float64, got {dtype}") from None
+
+    # ------------------------------------------------------------ optimizer steps
+    def sgd_update(self, p, g, velocity, lr, momentum, weight_decay, nesterov) -> None:
+        T = p.dtype.type
+        grid, block = self._launch_shape(p.size)
+        if velocity is None:
+            self._kernel("sgd_step", p.dtype)(grid, block, (p, g, np.int64(p.size), T(lr),
+                                                            T(weight_decay)))
+        else:
+            self._kernel("sgd_momentum_step", p.dtype)(
+                grid, block, (p, g, velocity, np.int64(p.size), T(lr), T(momentum),
+                              T(weight_decay), np.int32(bool(nesterov))))
+
+    def adam_update(self, p, g, m, v, step, lr, b1, b2, eps, weight_decay, decoupled) -> None:
+        T = p.dtype.type
+        mode = 0 if not weight_decay else (2 if decoupled else 1)
+        m_hat, v_hat = 1.0 / (1.0 - b1 ** step), 1.0 / (1.0 - b2 ** step)
+        grid, block = self._launch_shape(p.size)
+        self._kernel("adam_step", p.dtype)(
+            grid, block, (p, g, m, v, np.int64(p.size), T(lr * m_hat), T(v_hat), T(b1), T(b2),
+                          T(eps), T(weight_decay), T(1.0 - lr * weight_decay), np.int32(mode)))
 
     @staticmethod
     def _launch_shape(n: int):

@@ -155,6 +155,51 @@ class NumpyBackend(Backend):
     def index_add(self, target, index, values) -> None:
         np.add.at(target, index, values)
 
+    def sgd_update(self, p, g, velocity, lr, momentum, weight_decay, nesterov) -> None:
+        if weight_decay:
+            decayed = self._workspace("sgd", p.shape, p.dtype)
+            np.multiply(p, weight_decay, out=decayed)
+            np.add(g, decayed, out=decayed)
+            g = decayed
+        if velocity is not None:
+            np.multiply(velocity, momentum, out=velocity)
+            np.add(velocity, g, out=velocity)
+            if nesterov:
+                step = self._workspace("sgd_nesterov", p.shape, p.dtype)
+                np.multiply(velocity, momentum, out=step)
+                np.add(g, step, out=step)
+                g = step
+            else:
+                g = velocity
+        update = self._workspace("sgd_update", p.shape, p.dtype)
+        np.multiply(g, lr, out=update)
+        np.subtract(p, update, out=p)
+
+    def adam_update(self, p, g, m, v, step, lr, b1, b2, eps, weight_decay, decoupled) -> None:
+        if weight_decay and decoupled:
+            np.multiply(p, 1.0 - lr * weight_decay, out=p)
+        elif weight_decay:
+            decayed = self._workspace("adam_decay", p.shape, p.dtype)
+            np.multiply(p, weight_decay, out=decayed)
+            np.add(g, decayed, out=decayed)
+            g = decayed
+        tmp = self._workspace("adam", p.shape, p.dtype)
+        np.multiply(m, b1, out=m)
+        np.multiply(g, 1.0 - b1, out=tmp)
+        np.add(m, tmp, out=m)                   # m = b1 m + (1 - b1) g
+        np.multiply(v, b2, out=v)
+        np.multiply(g, g, out=tmp)
+        np.multiply(tmp, 1.0 - b2, out=tmp)
+        np.add(v, tmp, out=v)                   # v = b2 v + (1 - b2) g^2
+        m_hat, v_hat = 1.0 / (1.0 - b1 ** step), 1.0 / (1.0 - b2 ** step)
+        num = self._workspace("adam_num", p.shape, p.dtype)
+        np.multiply(m, lr * m_hat, out=num)
+        np.multiply(v, v_hat, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.add(tmp, eps, out=tmp)
+        np.divide(num, tmp, out=tmp)
+        np.subtract(p, tmp, out=p)
+
     def lstm_cell_forward(self, gates, c_prev, c, h, h_prev=None, hold=None) -> None:
         H = c_prev.shape[-1]
         self._activate_gates(gates)

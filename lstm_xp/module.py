@@ -33,6 +33,7 @@ import numpy as np
 from backends import get_backend
 
 from .arrays import host_array
+from .flat import zero_grad_flat
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -97,8 +98,9 @@ class Module:
 
     def zero_grad(self) -> None:
         """Set every gradient entry to zero, in place (the arrays stay the same objects)."""
-        for g in self.grads.values():
-            g[...] = 0
+        if not zero_grad_flat(self):
+            for g in self.grads.values():
+                g[...] = 0
 
     # ---------------------------------------------------------------------- modes
     def train(self, mode: bool = True):
@@ -310,8 +312,9 @@ class Container:
         return list(self.layers.values())
 
     def zero_grad(self) -> None:
-        for layer in self.layers.values():
-            layer.zero_grad()
+        if not zero_grad_flat(self):
+            for layer in self.layers.values():
+                layer.zero_grad()
 
     def train(self, mode: bool = True):
         for layer in self.layers.values():

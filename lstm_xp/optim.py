@@ -9,8 +9,10 @@
 The update formulas are torch.optim's (SGD with momentum, Nesterov and L2 weight decay;
 Adam with L2 weight decay; AdamW with decoupled decay); the tests compare them over steps.
 
-Parameters are updated in place, so ``layer.params`` keeps pointing at the same arrays.
-All arithmetic stays on the layers' device; nothing here synchronises with the host.
+Parameters are updated in place. An optimizer puts each model's parameters and gradients
+in one flat buffer (``layer.params`` then holds views of it, see :mod:`lstm_xp.flat`), so a
+step and the clipping cost the same few array operations for any number of parameter
+arrays. All arithmetic stays on the layers' device; nothing here synchronises with the host.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from backends import backend_of
+from .flat import flatten, zero_grad_flat
 
 
 def _layers(layers) -> list:
@@ -41,74 +43,132 @@ def _positive(name, value, allow_zero=False) -> float:
 
 
 class Optimizer:
-    """Base: walks (key, param, grad) over the layers; subclasses define ``_update``."""
+    """Base: updates the layers' parameters group by group; subclasses define ``_update``.
+
+    The parameters are put in flat buffers first (:func:`lstm_xp.flat.flatten`: one per
+    backend and dtype, the layers' dicts then hold views), so that a step is a fixed number
+    of array operations whatever the number of parameter arrays; the per-parameter state
+    (momentum, Adam's moments) is flat alike. Layers that keep their parameters some other
+    way are updated array by array.
+    """
 
     def __init__(self, layers, lr):
         self.layers = _layers(layers)
         self.lr = _positive("lr", lr)
         self.steps = 0
-        self.state: dict = {}
+        self._plan: list = []        # [(backend, params, grads, layout)], see _groups()
+        self._slots: dict = {}       # (group index, slot name) -> array shaped like params
+        self._groups()
 
     def _entries(self):
+        """(key, layer, name, param) for every parameter, keys as in :meth:`state_dict`."""
         for i, layer in enumerate(self.layers):
             for name, param in layer.params.items():
-                yield f"{i}.{name}", layer.backend, param, layer.grads[name]
+                yield f"{i}.{name}", layer, name, param
 
-    def _slot(self, key: str, slot: str, backend, like):
-        full = f"{key}.{slot}"
-        buf = self.state.get(full)
+    def _groups(self) -> list:
+        """This step's groups [(backend, params, grads, layout)], layout [(key, offset, size,
+        shape)] placing each parameter in the group's (flattened) arrays. When the groups
+        change (a layer moved with ``to()``, say) the optimizer state moves with them."""
+        flat = flatten(self.layers)
+        if flat is not None and len(flat) == len(self._plan) and all(
+                g.params is planned[1] for g, planned in zip(flat, self._plan)):
+            return self._plan                                   # unchanged since last step
+        if flat is not None:
+            where = {id(p): (gi, offset, size) for gi, group in enumerate(flat)
+                     for _, _, offset, size, p in group.views()}
+            layouts = [[] for _ in flat]
+            for key, _, _, param in self._entries():
+                gi, offset, size = where[id(param)]
+                layouts[gi].append((key, offset, size, tuple(param.shape)))
+            plan = [(g.backend, g.params, g.grads, layout) for g, layout in zip(flat, layouts)]
+        else:
+            plan = [(layer.backend, p, layer.grads[name], [(key, 0, int(p.size), tuple(p.shape))])
+                    for key, layer, name, p in self._entries()]
+        if [id(g[1]) for g in plan] != [id(g[1]) for g in self._plan]:
+            saved = self._host_state()
+            self._plan, self._slots = plan, {}
+            self._put_state(saved)
+        return self._plan
+
+    def _slot(self, gi: int, slot: str):
+        buf = self._slots.get((gi, slot))
         if buf is None:
-            buf = self.state[full] = backend.zeros(tuple(like.shape), like.dtype)
-        elif not backend.owns(buf):        # the layer moved device (layer.to): follow it
-            host = backend_of(buf).to_numpy(buf)
-            buf = self.state[full] = backend.asarray(host, dtype=like.dtype, copy=True)
+            backend, params = self._plan[gi][0], self._plan[gi][1]
+            buf = self._slots[(gi, slot)] = backend.zeros(tuple(params.shape), params.dtype)
         return buf
 
     def zero_grad(self) -> None:
         """Set the gradients of every layer this optimizer updates to zero, in place."""
-        for layer in self.layers:
-            layer.zero_grad()
+        if not zero_grad_flat(self.layers):
+            for layer in self.layers:
+                layer.zero_grad()
 
     def step(self) -> None:
         """Update every parameter from its gradient (one optimisation step). Forwards still
         waiting for their backward become stale: their activations were made with the old
         parameters (as torch refuses a backward through weights changed in place)."""
         self.steps += 1
-        for key, backend, param, grad in self._entries():
-            self._update(key, backend, param, grad)
+        for gi, (backend, params, grads, _) in enumerate(self._groups()):
+            self._update(gi, backend, params, grads)
         for layer in self.layers:
             changed = getattr(layer, "_parameters_changed", None)
             if changed is not None:
                 changed("an optimizer step")
 
-    def _update(self, key, backend, param, grad) -> None:
+    def _update(self, gi, backend, params, grads) -> None:
         raise NotImplementedError
 
-    def state_dict(self) -> dict:
-        """Host copies of the optimizer state (step count and per-parameter buffers)."""
-        out = {"steps": np.asarray(self.steps)}
-        for key, value in self.state.items():
-            layer = self.layers[int(key.split(".", 1)[0])]
-            out[key] = np.array(layer.backend.to_numpy(value))
+    def _host_state(self) -> dict:
+        """The per-parameter state as host arrays, "<key>.<slot>" -> array."""
+        out = {}
+        for (gi, slot), buf in self._slots.items():
+            backend, params, _, layout = self._plan[gi]
+            host = np.asarray(backend.to_numpy(buf)).reshape(-1)
+            for key, offset, size, shape in layout:
+                out[f"{key}.{slot}"] = host[offset:offset + size].reshape(shape).copy()
         return out
+
+    def _put_state(self, state: dict) -> None:
+        """Load :meth:`_host_state`-style arrays into the current groups' slots (entries
+        with no saved value start at zero)."""
+        slots = {key.rsplit(".", 1)[1] for key in state}
+        for gi, (backend, params, _, layout) in enumerate(self._plan):
+            for slot in sorted(slots):
+                values = [(offset, size, state.get(f"{key}.{slot}"))
+                          for key, offset, size, _ in layout]
+                if all(v is None for _, _, v in values):
+                    continue
+                host = np.zeros(int(params.size), dtype=np.dtype(backend.dtype_name(params.dtype)))
+                for offset, size, v in values:
+                    if v is not None:
+                        host[offset:offset + size] = np.reshape(v, -1)
+                self._slots[(gi, slot)] = backend.asarray(host.reshape(tuple(params.shape)),
+                                                          dtype=params.dtype, copy=True)
+
+    def state_dict(self) -> dict:
+        """Host copies of the optimizer state: the step count, and per parameter and slot
+        "<layer index>.<param name>.<slot>" (e.g. ``"0.weight_ih_l0.m"``)."""
+        self._groups()
+        return {"steps": np.asarray(self.steps), **self._host_state()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned (layers must match in order and shapes)."""
         if "steps" not in state:
             raise ValueError("optimizer state lacks 'steps'")
-        known = {f"{i}.{name}": (layer, p) for i, layer in enumerate(self.layers)
-                 for name, p in layer.params.items()}
+        known = {key: tuple(p.shape) for key, _, _, p in self._entries()}
         restored = {}
         for key, value in state.items():
             if key == "steps":
                 continue
-            owner = known.get(key.rsplit(".", 1)[0])
-            if owner is None or tuple(np.shape(value)) != tuple(owner[1].shape):
+            shape = known.get(key.rsplit(".", 1)[0])
+            if shape is None or tuple(np.shape(value)) != shape:
                 raise ValueError(f"optimizer state entry {key!r} does not match these layers")
-            layer = owner[0]
-            restored[key] = layer.backend.asarray(value, dtype=layer.dtype, copy=True)
+            restored[key] = np.asarray(value)
+        self._groups()
         self.steps = int(state["steps"])
-        self.state = restored
+        self._slots = {}
+        self._put_state(restored)
 
 
 class SGD(Optimizer):
@@ -137,15 +197,10 @@ class SGD(Optimizer):
     def current_lr(self) -> float:
         return self.lr / (1.0 + self.decay * max(self.steps - 1, 0))
 
-    def _update(self, key, backend, param, grad) -> None:
-        lr_t = self.current_lr()
-        g = grad + self.weight_decay * param if self.weight_decay else grad
-        if self.momentum:
-            v = self._slot(key, "velocity", backend, param)
-            v *= self.momentum
-            v += g
-            g = g + self.momentum * v if self.nesterov else v
-        param -= lr_t * g
+    def _update(self, gi, backend, params, grads) -> None:
+        velocity = self._slot(gi, "velocity") if self.momentum else None
+        backend.sgd_update(params, grads, velocity, self.current_lr(), self.momentum,
+                           self.weight_decay, self.nesterov)
 
 
 class Adam(Optimizer):
@@ -169,21 +224,10 @@ class Adam(Optimizer):
         self.eps = _positive("eps", eps)
         self.weight_decay = _positive("weight_decay", weight_decay, allow_zero=True)
 
-    def _update(self, key, backend, param, grad) -> None:
-        xp = backend.xp
-        if self.weight_decay and self.decoupled:
-            param *= 1.0 - self.lr * self.weight_decay
-        elif self.weight_decay:
-            grad = grad + self.weight_decay * param
-        m = self._slot(key, "m", backend, param)
-        v = self._slot(key, "v", backend, param)
-        m *= self.b1
-        m += (1.0 - self.b1) * grad
-        v *= self.b2
-        v += (1.0 - self.b2) * (grad * grad)
-        m_hat = 1.0 / (1.0 - self.b1 ** self.steps)
-        v_hat = 1.0 / (1.0 - self.b2 ** self.steps)
-        param -= (self.lr * m_hat) * m / (xp.sqrt(v * v_hat) + self.eps)
+    def _update(self, gi, backend, params, grads) -> None:
+        backend.adam_update(params, grads, self._slot(gi, "m"), self._slot(gi, "v"), self.steps,
+                            self.lr, self.b1, self.b2, self.eps, self.weight_decay,
+                            self.decoupled)
 
 
 class AdamW(Adam):
@@ -199,14 +243,13 @@ class AdamW(Adam):
 
 
 def global_grad_norm(layers):
-    """sqrt(sum of g^2 over every gradient entry of every layer), a 0-d device array."""
+    """sqrt(sum of g^2 over every gradient entry of every layer), a 0-d device array: one
+    reduction per flat group (see :mod:`lstm_xp.flat`)."""
     layers = _layers(layers)
     total = None
-    for layer in layers:
-        xp = layer.backend.xp
-        for g in layer.grads.values():
-            sq = xp.sum(g * g)
-            total = sq if total is None else total + sq
+    for backend, grads in _gradient_arrays(layers):
+        sq = backend.xp.sum(grads * grads)
+        total = sq if total is None else total + sq
     return None if total is None else layers[0].backend.xp.sqrt(total)
 
 
@@ -228,6 +271,14 @@ def clip_grad_norm(layers, max_norm: float):
 
 def scale_grads(layers, factor) -> None:
     """g <- g * factor for every gradient (factor: a number or a 0-d device array)."""
-    for layer in _layers(layers):
-        for g in layer.grads.values():
-            g *= factor
+    for _, grads in _gradient_arrays(_layers(layers)):
+        grads *= factor
+
+
+def _gradient_arrays(layers):
+    """(backend, array) covering every gradient once: the flat groups' buffers, or each
+    layer's arrays where the layers cannot be flattened."""
+    groups = flatten(layers)
+    if groups is not None:
+        return [(g.backend, g.grads) for g in groups]
+    return [(layer.backend, g) for layer in layers for g in layer.grads.values()]

@@ -1,6 +1,6 @@
 """The CUDA cell kernels checked without a GPU.
 
-1. ``backends/lstm_cell.cu`` compiles with NVRTC as CuPy 14's ``RawModule`` compiles it on
+1. Each ``backends/*.cu`` compiles with NVRTC as CuPy 14's ``RawModule`` compiles it on
    an sm_90 device (CuPy's own option assembly, ``-ftz=true``, ``-arch=sm_90``,
    ``--device-as-default-execution-space``, a cubin; all but ``--pch``, a compile cache),
    and NVRTC lowers every name expression the backend asks for. Needs the real CuPy and NVRTC (``pip install ".[gpu-emulation]"``);
@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 
 from backends import Backend
-from backends.cuda_source import COMPILE_OPTIONS, KERNEL_SOURCE, name_expressions
+from backends.cuda_source import COMPILE_OPTIONS, KERNELS, SOURCE_DIR, name_expressions
+
+KERNEL_SOURCE = SOURCE_DIR / "lstm_cell.cu"
 
 
 def _nvrtc_or_skip():
@@ -36,15 +38,16 @@ def _nvrtc_or_skip():
     return core, compiler
 
 
-def test_kernels_compile_with_nvrtc_as_cupy_does():
+@pytest.mark.parametrize("source", sorted(KERNELS))
+def test_kernels_compile_with_nvrtc_as_cupy_does(source):
     core, compiler = _nvrtc_or_skip()
-    names = sorted(name_expressions().values())
+    names = sorted(name_expressions(source).values())
     # what RawModule.compile() passes on an sm_90 device (cupy/cuda/compiler.py:
     # _compile_with_cache_cuda adds -ftz=true, _compile_using_nvrtc the arch and execution
     # space); the device query it would make for the arch is the one step replaced here
     options = core.assemble_cupy_compiler_options(COMPILE_OPTIONS) + (
         "-ftz=true", "-arch=sm_90", "--device-as-default-execution-space")
-    program = compiler._NVRTCProgram(KERNEL_SOURCE.read_text(), "lstm_cell.cu",
+    program = compiler._NVRTCProgram((SOURCE_DIR / source).read_text(), source,
                                      name_expressions=names, method="cubin")
     cubin, lowered = program.compile(options)
     assert len(cubin) > 0
