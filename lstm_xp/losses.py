@@ -3,8 +3,8 @@
 Each loss follows the layer convention: ``value = loss.forward(pred, target)`` returns a
 0-d array on the predictions' device (``float(value)`` when you need the number) and
 ``loss.backward()`` returns dL/dpred shaped like ``pred``. Each forward checks its target
-(MSE: no NaN/Inf, see ``lstm_xp.finite_checks``; cross-entropy: class indices in range)
-with one host synchronisation.
+(MSE: no NaN/Inf, see ``lstm_xp.finite_checks``; cross-entropy: class indices in range),
+with one host synchronisation -- none for a cross-entropy target given as host data.
 """
 
 from __future__ import annotations
@@ -95,21 +95,29 @@ class CrossEntropyLoss:
 
     @staticmethod
     def _class_indices(backend, target, shape, C):
-        if not backend.owns(target):
+        """``target`` checked (integer kind, shape, values in [0, C)) and on the device. A
+        host target (the training job's) is checked on the host before it moves: no sync;
+        a device target costs one sync, to read its minimum and maximum."""
+        on_device = backend.owns(target)
+        if not on_device:
             if not (isinstance(target, (list, tuple)) or array_library(target) == "numpy"):
                 raise TypeError(f"target must be a NumPy array or an array on the logits' "
                                 f"device ({backend.name!r}), got {type(target).__name__}")
-            target = backend.asarray(np.asarray(target))
-        kind = backend.dtype_name(target.dtype)
+            target = np.asarray(target)
+        kind = backend.dtype_name(target.dtype) if on_device else target.dtype.name
         if kind not in ("int32", "int64"):
             raise TypeError(f"target must hold integer class indices (int32/int64), got {kind}")
         check_shape("target", target, shape, "(the shape of logits without its last axis)")
-        xp = backend.xp
-        low, high = (int(v) for v in backend.to_numpy(xp.stack([xp.min(target), xp.max(target)])))
+        if on_device:
+            xp = backend.xp
+            low, high = (int(v) for v in backend.to_numpy(xp.stack([xp.min(target),
+                                                                     xp.max(target)])))
+        else:
+            low, high = int(target.min()), int(target.max())
         if low < 0 or high >= C:
             raise ValueError(f"target must hold class indices in [0, {C}), got values from "
                              f"{low} to {high}")
-        return target
+        return target if on_device else backend.asarray(target)
 
     def backward(self):
         if self._saved is None:

@@ -33,6 +33,7 @@ from .data import (DeltaScaler, Vocabulary, check_encoding, load_series, make_wi
                    read_text, stdlib_text, time_split)
 from .losses import CrossEntropyLoss, MSELoss
 from .models import CharModel, SeriesForecaster
+from .arrays import finite_checks
 from .options import ConfigError, positive_int_option, require
 from .stream import CarriedState
 
@@ -200,6 +201,9 @@ class ForecastTask:
                 **{f"{k}_examples": len(v) for k, v in self.split.items()},
                 "test_span": [self.series.labels[self.split["test"].index[0]],
                               self.series.labels[self.split["test"].index[-1]]]}
+
+
+SAMPLE_CHUNK = 1024      # steps of uniforms drawn (and moved to the device) at once
 
 
 class CharTask:
@@ -378,13 +382,27 @@ class CharTask:
                 "length", "an integer >= 0", length)
         V, dtype = len(self.vocab), model.lstm.dtype_name
         ids = list(self.vocab.encode(prime))
+        backend = model.backend
+        xp = backend.xp
         logits, state = model.forward(one_hot(np.array([ids]), V, dtype), train=False)
-        for _ in range(length):
-            z = model.backend.to_numpy(logits)[0, -1].astype(np.float64) / temperature
-            p = np.exp(z - z.max())
-            nxt = int(rng.choice(V, p=p / p.sum()))
-            ids.append(nxt)
-            logits, state = model.forward(one_hot(np.array([[nxt]]), V, dtype), state, train=False)
+        # Gumbel-max: argmax(z / temperature + G), G = -log(-log(U)), U ~ U(0, 1) drawn on the
+        # host in chunks, is a draw from softmax(z / temperature); every step stays on the
+        # device (no sync per character: the ids come back once, at the end)
+        vocab = backend.arange(V)
+        drawn = []
+        with finite_checks(False):       # the inputs are one-hot rows made here
+            for first in range(0, length, SAMPLE_CHUNK):
+                n = min(SAMPLE_CHUNK, length - first)
+                u = np.maximum(rng.random((n, V)), np.finfo(np.float64).tiny)
+                gumbel = backend.asarray(-np.log(-np.log(u)), dtype=logits.dtype)
+                for k in range(n):
+                    z = xp.reshape(logits, (-1, V))[-1, :] * (1.0 / temperature)
+                    nxt = xp.argmax(z + gumbel[k, :])
+                    drawn.append(nxt)
+                    x = xp.reshape(xp.astype(vocab == nxt, logits.dtype), (1, 1, V))
+                    logits, state = model.forward(x, state, train=False)
+        if drawn:
+            ids += [int(i) for i in backend.to_numpy(xp.stack(drawn))]
         return self.vocab.decode(ids)
 
     def predict_text(self, model, length: int = 300, prime: str = "def ",

@@ -194,3 +194,38 @@ def test_summary_calls_close_scores_a_tie():
     text = _summary("rmse", 1.0, scores, {k: _verdict(1.0, v) for k, v in scores.items()})
     assert text.splitlines()[-1] == ("The LSTM beats persistence; ties with linear_ar; "
                                      "is beaten by oracle on this task.")
+
+
+class _FixedLogits:
+    """A stand-in char model whose next-character logits are always ``z`` (1, 1, V)."""
+
+    def __init__(self, z):
+        self.backend = get_backend("cpu")
+        self.lstm = type("L", (), {"dtype_name": "float64"})()
+        self.z = np.asarray(z, dtype=np.float64).reshape(1, 1, -1)
+        self.inputs = []
+
+    def forward(self, x, state=None, train=None):
+        self.inputs.append(np.array(x))
+        return self.z, state
+
+
+def test_sampling_draws_from_the_tempered_softmax_and_feeds_back_each_character():
+    from lstm_xp.tasks import CharTask
+    task = CharTask.__new__(CharTask)
+    task.vocab = Vocabulary("abcd")
+    z, temperature, n = np.array([2.0, 0.5, -1.0, 0.0]), 0.8, 20_000
+    model = _FixedLogits(z)
+    text = task.sample(model, "ab", n, temperature, np.random.default_rng(5))
+    assert text.startswith("ab") and len(text) == 2 + n
+    drawn = task.vocab.encode(text[2:])
+    p = np.exp(z / temperature) / np.exp(z / temperature).sum()
+    freq = np.bincount(drawn, minlength=4) / n
+    # within 5 standard errors of each probability
+    np.testing.assert_array_less(np.abs(freq - p), 5 * np.sqrt(p * (1 - p) / n))
+    # each drawn character is the next input, one-hot
+    fed = np.array([x.reshape(-1) for x in model.inputs[1:]])
+    np.testing.assert_array_equal(fed.argmax(axis=1), drawn)
+    np.testing.assert_array_equal(fed.sum(axis=1), 1)
+    again = task.sample(_FixedLogits(z), "ab", n, temperature, np.random.default_rng(5))
+    assert again == text
