@@ -358,9 +358,10 @@ class CharTask:
             x = one_hot(streams[:, lo:hi], V, model.lstm.dtype_name)
             logits, state = model.forward(x, state, train=False)
             nats = self.loss.forward(logits, streams[:, lo + 1:hi + 1])
-            total += float(nats) * (hi - lo) * streams.shape[0]
+            weight = float((hi - lo) * streams.shape[0])
+            total = total + model.backend.xp.astype(nats, model.backend.xp.float64) * weight
             count += (hi - lo) * streams.shape[0]
-        return total / count / math.log(2)
+        return float(model.backend.to_numpy(total)) / count / math.log(2)
 
     def baselines(self) -> dict:
         streams = self._streams("test")
