@@ -17,6 +17,8 @@ EXTRAS = {
     "train": ("tqdm>=4.60", "matplotlib>=3.7"),
     "onnx": ("onnx>=1.16",),
     "mpi": ("mpi4py>=4", "mpich>=4"),
+    "gpu-emulation": ("cupy-cuda12x==14.2.*", "nvidia-cuda-nvrtc-cu12>=12.0,<13",
+                      "nvidia-cuda-runtime-cu12>=12.0,<13"),
 }
 
 

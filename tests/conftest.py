@@ -1,4 +1,6 @@
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,22 @@ def _make_strict():
 
 
 backends.register_backend("strict", _make_strict)
+
+EMULATED_GPU = Path(__file__).resolve().parent / "emulated_gpu"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--emulated-gpu", action="store_true",
+                     help="run on the emulated CUDA device of tests/emulated_gpu (CuPy's API over "
+                          "NumPy, the real .cu files compiled as C++); use with -m gpu")
+
+
+def pytest_configure(config):
+    """--emulated-gpu: put the stand-in cupy first on the path before any test imports it."""
+    if config.getoption("--emulated-gpu"):
+        if "cupy" in sys.modules:
+            raise pytest.UsageError("--emulated-gpu: the real cupy is already imported")
+        sys.path.insert(0, str(EMULATED_GPU))
 
 
 @pytest.fixture

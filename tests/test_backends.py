@@ -439,3 +439,30 @@ def test_optimizer_state_follows_its_layers_to_another_device(strict, rng):
         reference.grads["bias"][...] = 1.0
         ref_opt.step()
     np.testing.assert_allclose(strict.to_numpy(layer.params["weight"]), reference.params["weight"])
+
+
+def test_direction_operands_are_checked_once_before_any_step(rng):
+    """A fused kernel would read a float64 array given for a float32 one as garbage: the
+    time loop's operands are checked (backend, dtype, shape, layout) before it starts."""
+    from lstm_xp.bptt import direction_backward, direction_forward
+    cpu = get_backend("cpu")
+    T, B, I, H = 3, 2, 4, 5
+    x = rng.standard_normal((T, B, I)).astype("float32")
+    w = {"w_ih": rng.standard_normal((4 * H, I)).astype("float32"),
+         "w_hh": rng.standard_normal((4 * H, H)).astype("float32")}
+    h0 = np.zeros((B, H), "float32")
+    bad = {"h0": (h0.astype("float64"), TypeError, "h0 must have dtype float32"),
+           "c0": (np.zeros((B, H + 1), "float32"), ValueError, r"c0 must have shape \(2, 5\)"),
+           "x": (np.asfortranarray(x), ValueError, "x must be C-contiguous")}
+    for name, (value, error, message) in bad.items():
+        args = dict(x=x, h0=h0, c0=h0)
+        args[name] = value
+        with pytest.raises(error, match=message):
+            direction_forward(cpu, args["x"], w["w_ih"], w["w_hh"], None, None, args["h0"],
+                              args["c0"], reverse=False)
+    tape = direction_forward(cpu, x, w["w_ih"], w["w_hh"], None, None, h0, h0, reverse=False)
+    grads = {k: np.zeros_like(v) for k, v in w.items()}
+    dy = np.zeros((T, B, 2 * H), "float32")[:, :, ::2]          # not unit-stride rows
+    with pytest.raises(ValueError, match="dy must have unit stride along its last axis"):
+        direction_backward(cpu, tape, w["w_ih"], w["w_hh"], dy, None, None, grads,
+                           np.empty_like(x), accumulate_dx=False)
