@@ -1,0 +1,3 @@
+"""Stand-in for ``cupy.cuda.memory``."""
+
+from _gpu_emulator.memory import MemoryPointer  # noqa: F401

@@ -1,0 +1,1 @@
+"""Stand-in for ``cupy_backends``: the CUDA library bindings, emulated."""
