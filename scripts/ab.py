@@ -9,7 +9,8 @@ side, in alternating order (ref-new, new-ref, ...), so that the machine's drift 
 sides alike; a process builds the LSTM of
 a configuration through the public API only (so revisions with different internals compare
 fairly), warms up, and reports the median of a few training steps (forward + backward through
-time) and inference forwards. The table gives the medians over rounds and new / ref ratios
+time) and inference forwards, and an optimizer step with an output head (zero_grad, global-norm
+clipping, Adam). The table gives the medians over rounds and new / ref ratios
 (lower is better for the working tree). CPU, float32 unless told otherwise.
 """
 
@@ -33,7 +34,7 @@ CHILD = r"""
 import json, statistics, sys, time
 import numpy as np
 import lstm_xp
-from lstm_xp import LSTM
+from lstm_xp import LSTM, Adam, Linear, clip_grad_norm
 cfg, dtype, device, steps = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 lstm = LSTM(cfg["I"], cfg["H"], num_layers=cfg.get("L", 1), bidirectional=cfg.get("bi", False),
             dtype=dtype, device=device, seed=0)
@@ -48,13 +49,22 @@ def train():
     lstm.forward(x); lstm.backward(dy)
 def infer():
     lstm.forward(x, train=False)
+head = Linear(D * cfg["H"], 1, dtype=dtype, device=device, seed=1)
+opt = Adam([lstm, head], lr=1e-3)
+def optim():              # what a training step adds: zero_grad, clipping, Adam (20 times)
+    for _ in range(20):
+        opt.zero_grad(); clip_grad_norm([lstm, head], 1.0); opt.step()
 with lstm_xp.finite_checks(False):
-    train(); infer()
-    tr, inf = [], []
+    train(); infer(); optim()
+    tr, inf, op = [], [], []
     for _ in range(steps):
-        tr.append(timed(train)); inf.append(timed(infer))
-print(json.dumps({"train": statistics.median(tr), "infer": statistics.median(inf)}))
+        tr.append(timed(train)); inf.append(timed(infer)); op.append(timed(optim) / 20)
+print(json.dumps({"train": statistics.median(tr), "infer": statistics.median(inf),
+                  "optim": statistics.median(op)}))
 """
+
+
+MEASURES = ("train", "infer", "optim")
 
 
 def time_tree(tree: Path, cfg: dict, dtype: str, device: str, steps: int) -> dict:
@@ -98,8 +108,9 @@ def main(argv=None) -> int:
             print(f"# working tree ({new_label}) vs {args.ref} ({rev.stdout.strip()}), "
                   f"{args.device}, {args.dtype}; medians of {args.rounds} rounds x "
                   f"{args.steps} steps")
-            print("| config | train ms new | ref | new / ref | infer ms new | ref | new / ref |")
-            print("|---|---|---|---|---|---|---|")
+            print("| config | train ms new | ref | new / ref | infer ms new | ref | new / ref "
+                  "| optim ms new | ref | new / ref |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
             for name in names:
                 runs = {"new": [], "ref": []}
                 sides = [("ref", ref_tree), ("new", ROOT)]
@@ -108,12 +119,12 @@ def main(argv=None) -> int:
                         runs[side].append(time_tree(tree, CONFIGS[name], args.dtype,
                                                     args.device, args.steps))
                     sides.reverse()
-                med = {side: {k: statistics.median(r[k] for r in rs) for k in ("train", "infer")}
+                med = {side: {k: statistics.median(r[k] for r in rs) for k in MEASURES}
                        for side, rs in runs.items()}
                 n, r = med["new"], med["ref"]
-                print(f"| {name} | {n['train']:.2f} | {r['train']:.2f} | "
-                      f"{n['train'] / r['train']:.2f} | {n['infer']:.2f} | {r['infer']:.2f} | "
-                      f"{n['infer'] / r['infer']:.2f} |", flush=True)
+                print(f"| {name} | " + " | ".join(
+                    f"{n[k]:.3f} | {r[k]:.3f} | {n[k] / r[k]:.2f}" for k in MEASURES) + " |",
+                    flush=True)
         finally:
             subprocess.run(git + ["worktree", "remove", "--force", str(ref_tree)], check=False,
                            capture_output=True)
