@@ -16,7 +16,7 @@ pytestmark = pytest.mark.gpu
 _EMULATOR = Path(__file__).resolve().parent / "emulated_gpu"
 _spec = importlib.util.find_spec("cupy")
 if _spec is None or not Path(_spec.origin).resolve().is_relative_to(_EMULATOR):
-    pytest.skip("the emulated cupy is not first on the path (PYTHONPATH=tests/emulated_gpu)",
+    pytest.skip("tests of the emulated device: pytest --emulated-gpu -m gpu",
                 allow_module_level=True)
 
 import cupy  # noqa: E402
