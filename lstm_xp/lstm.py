@@ -29,6 +29,7 @@ import warnings
 from .arrays import (as_input, check_finite, check_shape, flag, positive_int, probability,
                      to_numpy)
 from .bptt import direction_backward, direction_forward
+from .cell_variants import CellOptions, variant_backward, variant_forward
 from .module import Module
 
 RECURRENT_INITS = ("uniform", "orthogonal")
@@ -40,7 +41,38 @@ def param_names(layer: int, direction: int) -> dict:
     suffix = f"l{layer}" + ("_reverse" if direction == 1 else "")
     return {"w_ih": f"weight_ih_{suffix}", "w_hh": f"weight_hh_{suffix}",
             "b_ih": f"bias_ih_{suffix}", "b_hh": f"bias_hh_{suffix}",
-            "w_hr": f"weight_hr_{suffix}"}
+            "w_hr": f"weight_hr_{suffix}", **variant_param_names(layer, direction)}
+
+
+def variant_param_names(layer: int, direction: int) -> dict:
+    """Names of the cell variants' parameters (lstm_xp.cell_variants), keyed w_ci, w_cf,
+    w_co (peephole) and ln_ih, ln_hh, ln_c_w, ln_c_b (layer_norm)."""
+    suffix = f"l{layer}" + ("_reverse" if direction == 1 else "")
+    return {"w_ci": f"weight_ci_{suffix}", "w_cf": f"weight_cf_{suffix}",
+            "w_co": f"weight_co_{suffix}", "ln_ih": f"ln_ih_weight_{suffix}",
+            "ln_hh": f"ln_hh_weight_{suffix}", "ln_c_w": f"ln_c_weight_{suffix}",
+            "ln_c_b": f"ln_c_bias_{suffix}"}
+
+
+def init_variant_params(params: dict, hidden_size, num_layers, num_directions,
+                        opts: CellOptions) -> dict:
+    """``params`` (init_lstm_params') with the variants' parameters after each layer-direction's
+    own: peephole weights 0, layer-norm gains 1 and the cell's bias 0 (nothing random, so the
+    plain parameters are those of the plain LSTM with the same seed)."""
+    H, out = hidden_size, {}
+    for k in range(num_layers):
+        for d in range(num_directions):
+            names = param_names(k, d)
+            for key in ("w_ih", "w_hh", "b_ih", "b_hh", "w_hr"):
+                if names[key] in params:
+                    out[names[key]] = params[names[key]]
+            if opts.peephole:
+                for key in ("w_ci", "w_cf", "w_co"):
+                    out[names[key]] = np.zeros(H)
+            if opts.layer_norm:
+                out[names["ln_ih"]], out[names["ln_hh"]] = np.ones(4 * H), np.ones(4 * H)
+                out[names["ln_c_w"]], out[names["ln_c_b"]] = np.ones(H), np.zeros(H)
+    return out
 
 
 def init_lstm_params(input_size, hidden_size, num_layers, num_directions, rng,
@@ -84,6 +116,32 @@ def _random_orthogonal(rng, rows: int, cols: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
+def _cell_options(peephole, layer_norm, zoneout, recurrent_dropout, weight_drop,
+                  proj_size) -> CellOptions:
+    """The validated variant options (ValueError/TypeError naming the option)."""
+    if isinstance(zoneout, (tuple, list)):
+        if len(zoneout) != 2:
+            raise ValueError(f"zoneout must be p or a pair (p_c, p_h), got {zoneout!r}")
+        zoneout = (probability("zoneout[0] (p_c)", zoneout[0]),
+                   probability("zoneout[1] (p_h)", zoneout[1]))
+    else:
+        zoneout = (probability("zoneout", zoneout),) * 2
+    rates = {}
+    for name, value in (("recurrent_dropout", recurrent_dropout), ("weight_drop", weight_drop)):
+        rates[name] = probability(name, value)
+        if rates[name] >= 1:
+            raise ValueError(f"{name} must be a number in [0, 1), got {value!r} (p = 1 would "
+                             "drop every recurrent connection)")
+    opts = CellOptions(flag("peephole", peephole), flag("layer_norm", layer_norm), zoneout,
+                       rates["recurrent_dropout"], rates["weight_drop"])
+    if proj_size and not opts.plain:
+        on = next(name for name, value in vars(opts).items() if value and any(
+            value if isinstance(value, tuple) else (value,)))
+        raise ValueError(f"{on} with proj_size={proj_size}: the cell variants are not "
+                         "implemented with a projection; use one or the other")
+    return opts
+
+
 class LSTM(Module):
     """Long short-term memory over sequences, forward and backward written by hand.
 
@@ -103,6 +161,20 @@ class LSTM(Module):
         proj_size: P, 0 <= P < H; if > 0 each output is projected, h_t = W_hr m_t (LSTMP).
         forget_bias: if given, initialise b_if + b_hf to this value (1.0 is common).
         recurrent_init: "uniform" (as PyTorch) or "orthogonal" for ``weight_hh``.
+        peephole: c_{t-1} feeds i and f, c_t feeds o, through weight_c{i,f,o}_l{k} (H,),
+            starting at 0 (Gers, Schraudolph & Schmidhuber 2002).
+        layer_norm: normalise the input and recurrent products (gains ln_ih_weight_l{k},
+            ln_hh_weight_l{k} (4H,)) and the cell before its tanh (ln_c_weight_l{k},
+            ln_c_bias_l{k} (H,)) (Ba, Kiros & Hinton 2016).
+        zoneout: p or (p_c, p_h) in [0, 1]: in training each cell/hidden unit keeps its
+            previous value with that probability per step; eval mode mixes by p
+            (Krueger et al. 2017).
+        recurrent_dropout: p in [0, 1): one inverted-dropout mask on h_{t-1} per forward
+            call, the same at every step (Gal & Ghahramani 2016).
+        weight_drop: p in [0, 1): one inverted-dropout mask on weight_hh per forward call
+            (DropConnect, Wan et al. 2013; AWD-LSTM).
+        The variants' equations are in ``lstm_xp.cell_variants``; every combination
+        works, none with proj_size > 0. With all of them off the layer is the plain one.
 
     Shapes (as ``torch.nn.LSTM``), with P_out = P if proj_size else H: x (T, B, I), or
     (B, T, I) with batch_first, or (T, I) unbatched; y (T, B, D*P_out) with the forward
@@ -122,7 +194,9 @@ class LSTM(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False,
                  batch_first=False, dtype="float32", device="cpu", seed=None, bias=True,
-                 dropout=0.0, proj_size=0, forget_bias=None, recurrent_init="uniform"):
+                 dropout=0.0, proj_size=0, forget_bias=None, recurrent_init="uniform",
+                 peephole=False, layer_norm=False, zoneout=0.0, recurrent_dropout=0.0,
+                 weight_drop=0.0):
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)
@@ -146,12 +220,32 @@ class LSTM(Module):
             raise ValueError(f"forget_bias must be a finite number or None, got {forget_bias!r}")
         if forget_bias is not None and not self.bias:
             raise ValueError("forget_bias sets the forget gate's bias, but bias=False")
+        self.cell = _cell_options(peephole, layer_norm, zoneout, recurrent_dropout,
+                                  weight_drop, self.proj_size)
         super().__init__(device, dtype)
         self.num_directions = 2 if self.bidirectional else 1
         rng = np.random.default_rng(seed)
-        self._init_params(init_lstm_params(self.input_size, self.hidden_size, self.num_layers,
-                                           self.num_directions, rng, forget_bias,
-                                           recurrent_init, self.bias, self.proj_size))
+        params = init_lstm_params(self.input_size, self.hidden_size, self.num_layers,
+                                  self.num_directions, rng, forget_bias, recurrent_init,
+                                  self.bias, self.proj_size)
+        if not self.cell.plain:
+            params = init_variant_params(params, self.hidden_size, self.num_layers,
+                                         self.num_directions, self.cell)
+        self._init_params(params)
+
+    def _variant_masks(self, T: int, B: int) -> dict:
+        """One layer-direction's masks for a training-mode forward (see cell_variants)."""
+        backend, cell, H = self.backend, self.cell, self.hidden_size
+        masks = {}
+        if cell.recurrent_dropout:
+            masks["recurrent"] = backend.dropout_mask((B, H), cell.recurrent_dropout, self.dtype)
+        if cell.weight_drop:
+            masks["weight"] = backend.dropout_mask((4 * H, H), cell.weight_drop, self.dtype)
+        if any(cell.zoneout):        # keep (1) with probability p: not dropped at rate 1 - p
+            for key, p in zip(("zone_c", "zone_h"), cell.zoneout):
+                kept = backend.dropout_mask((T, B, H), 1.0 - p, self.dtype) > 0
+                masks[key] = backend.xp.astype(kept, self.dtype)
+        return masks
 
     @property
     def output_size(self) -> int:
@@ -159,10 +253,10 @@ class LSTM(Module):
         return self.proj_size or self.hidden_size
 
     def __repr__(self) -> str:
-        extra = "".join(f", {k}={v!r}" for k, v in (("bias", self.bias),
-                                                     ("dropout", self.dropout),
-                                                     ("proj_size", self.proj_size))
-                        if v != {"bias": True, "dropout": 0.0, "proj_size": 0}[k])
+        defaults = {"bias": True, "dropout": 0.0, "proj_size": 0, **vars(CellOptions())}
+        values = {"bias": self.bias, "dropout": self.dropout, "proj_size": self.proj_size,
+                  **vars(self.cell)}
+        extra = "".join(f", {k}={v!r}" for k, v in values.items() if v != defaults[k])
         return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bidirectional={self.bidirectional}, batch_first={self.batch_first}{extra}, "
                 f"dtype={self.dtype_name!r}, device={self.device!r})")
@@ -307,11 +401,17 @@ class LSTM(Module):
             for d in range(D):
                 s = k * D + d
                 p = self._layer_params(k, d)
-                tape = direction_forward(backend, layer_input, p["w_ih"], p["w_hh"],
-                                         p.get("b_ih"), p.get("b_hh"),
-                                         zero_h if h0 is None else h0[s, ...],
-                                         zero_c if c0 is None else c0[s, ...], reverse=d == 1,
-                                         hold=hold, w_hr=p.get("w_hr"))
+                h_start = zero_h if h0 is None else h0[s, ...]
+                c_start = zero_c if c0 is None else c0[s, ...]
+                if self.cell.plain:
+                    tape = direction_forward(backend, layer_input, p["w_ih"], p["w_hh"],
+                                             p.get("b_ih"), p.get("b_hh"), h_start, c_start,
+                                             reverse=d == 1, hold=hold, w_hr=p.get("w_hr"))
+                else:
+                    tape = variant_forward(backend, layer_input, p, h_start, c_start, d == 1,
+                                           hold, self.cell,
+                                           self._variant_masks(T, B) if training else {},
+                                           training)
                 y[:, :, d * P:(d + 1) * P] = tape.outputs()
                 if valid is not None:
                     y[:, :, d * P:(d + 1) * P] *= valid
@@ -386,13 +486,17 @@ class LSTM(Module):
             for d in range(D):
                 s = k * D + d
                 p = self._layer_params(k, d)
-                dh, dc = direction_backward(
-                    backend, tapes[k][d], p["w_ih"], p["w_hh"],
-                    None if d_out is None else d_out[:, :, d * P:(d + 1) * P],
-                    None if dh_n is None else dh_n[s, ...],
-                    None if dc_n is None else dc_n[s, ...],
-                    self._layer_params(k, d, self.grads), d_in, accumulate_dx=d > 0,
-                    w_hr=p.get("w_hr"))
+                dy_kd = None if d_out is None else d_out[:, :, d * P:(d + 1) * P]
+                dh_kd = None if dh_n is None else dh_n[s, ...]
+                dc_kd = None if dc_n is None else dc_n[s, ...]
+                grads = self._layer_params(k, d, self.grads)
+                if self.cell.plain:
+                    dh, dc = direction_backward(backend, tapes[k][d], p["w_ih"], p["w_hh"],
+                                                dy_kd, dh_kd, dc_kd, grads, d_in,
+                                                accumulate_dx=d > 0, w_hr=p.get("w_hr"))
+                else:
+                    dh, dc = variant_backward(backend, tapes[k][d], p, self.cell, dy_kd, dh_kd,
+                                              dc_kd, grads, d_in, accumulate_dx=d > 0)
                 dh0[s, ...] = dh
                 dc0[s, ...] = dc
             d_out = d_in

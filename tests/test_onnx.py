@@ -104,6 +104,8 @@ def test_options_onnx_cannot_express_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"proj_size=2: ONNX's LSTM operator has no output "
                                          r"projection"):
         export(LSTM(3, 4, proj_size=2), tmp_path / "p.onnx")
+    with pytest.raises(ValueError, match="layer_norm, zoneout: the export writes ONNX's LSTM"):
+        export(LSTM(3, 4, layer_norm=True, zoneout=0.1), tmp_path / "v.onnx")
     with pytest.raises(TypeError, match="export takes an lstm_xp.LSTM"):
         export(object(), tmp_path / "q.onnx")
 
