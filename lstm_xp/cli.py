@@ -105,6 +105,10 @@ def train_parser() -> argparse.ArgumentParser:
         default = None if f.default is MISSING else f.default
         kwargs = {"type": meta["type"], "dest": f.name,
                   "help": meta["help"] + _defaults_note(f.name, default)}
+        if meta["type"] is bool:                    # a switch: --peephole
+            p.add_argument(flag(f.name), action="store_true", dest=f.name,
+                           help=meta["help"])
+            continue
         if meta["choices"]:
             kwargs["choices"] = meta["choices"]
         else:

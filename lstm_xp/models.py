@@ -30,14 +30,16 @@ class SeriesForecaster(Model):
     An LSTM reads the window; a Linear head maps the top layer's final hidden state to
     the forecast:   h_n = LSTM(x)[1][0]     out = head(h_n[-1])
 
-    Shapes: x (B, W, 1) -> out (B, 1).
+    Shapes: x (B, W, 1) -> out (B, 1). ``cell``: the LSTM's cell-variant options
+    (peephole, layer_norm, zoneout, recurrent_dropout, weight_drop).
     """
 
     def __init__(self, hidden_size=32, num_layers=1, dtype="float32", device="cpu", seed=None,
-                 dropout=0.0):
+                 dropout=0.0, **cell):
         s_lstm, s_head = _child_seeds(seed, 2)
         self.lstm = LSTM(1, hidden_size, num_layers=num_layers, batch_first=True, dtype=dtype,
-                         device=device, seed=s_lstm, forget_bias=1.0, dropout=dropout)
+                         device=device, seed=s_lstm, forget_bias=1.0, dropout=dropout,
+                         **cell)
         self.head = Linear(hidden_size, 1, dtype=dtype, device=device, seed=s_head)
         self.layers = {"lstm": self.lstm, "head": self.head}
 
@@ -61,15 +63,16 @@ class CharModel(Model):
         y = LSTM(one_hot(chars))        logits = head(y)
 
     Shapes: x (B, T, V) one-hot -> logits (B, T, V); ``state`` (h, c) each (L, B, H) carries
-    context across consecutive chunks of a stream (inference and sampling).
+    context across consecutive chunks of a stream (inference and sampling). ``cell``: the
+    LSTM's cell-variant options (peephole, layer_norm, zoneout, recurrent_dropout, weight_drop).
     """
 
     def __init__(self, vocab_size, hidden_size=128, num_layers=1, dtype="float32", device="cpu",
-                 seed=None, dropout=0.0):
+                 seed=None, dropout=0.0, **cell):
         s_lstm, s_head = _child_seeds(seed, 2)
         self.lstm = LSTM(vocab_size, hidden_size, num_layers=num_layers, batch_first=True,
                          dtype=dtype, device=device, seed=s_lstm, forget_bias=1.0,
-                         dropout=dropout)
+                         dropout=dropout, **cell)
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, device=device, seed=s_head)
         self.layers = {"lstm": self.lstm, "head": self.head}
 

@@ -96,7 +96,8 @@ class ForecastTask:
 
     def build_model(self, cfg):
         return SeriesForecaster(cfg.hidden_size, cfg.num_layers, dtype=cfg.dtype,
-                                device=cfg.device, seed=cfg.seed, dropout=cfg.dropout)
+                                device=cfg.device, seed=cfg.seed, dropout=cfg.dropout,
+                                **cfg.cell_options())
 
     def steps_per_epoch(self, cfg) -> int:
         return math.ceil(len(self.split["train"]) / cfg.batch_size)
@@ -297,7 +298,8 @@ class CharTask:
     def build_model(self, cfg):
         # one-hot input, not an Embedding: measured no faster (BENCHMARKS.md, "Decisions")
         return CharModel(len(self.vocab), cfg.hidden_size, cfg.num_layers, dtype=cfg.dtype,
-                         device=cfg.device, seed=cfg.seed, dropout=cfg.dropout)
+                         device=cfg.device, seed=cfg.seed, dropout=cfg.dropout,
+                         **cfg.cell_options())
 
     def _stream_length(self, cfg) -> int:
         n = (len(self.ids["train"]) - self.bptt) // cfg.batch_size

@@ -34,6 +34,7 @@ from .options import ConfigError, is_real, not_for_task, positive_int_option, re
 from .tasks import TASKS, build_task, task_class, task_names, tasks_taking
 
 OPTIMIZERS = ("adam", "sgd")
+CELL_OPTIONS = ("peephole", "layer_norm", "zoneout", "recurrent_dropout", "weight_drop")
 SGD_OPTIONS = {"momentum": 0.9, "lr_decay": 0.0}     # options of sgd only, their defaults
 TIE_MARGIN = 0.05     # scores within 5 % are a tie: the seed-to-seed spread measured on `seed`
 ON_NONFINITE = ("stop", "skip")
@@ -66,6 +67,13 @@ class TrainConfig:
     num_layers: int = _option(1, "stacked LSTM layers", int)
     dropout: float = _option(0.0, "dropout on each LSTM layer's output but the last "
                              "(training only; needs num-layers >= 2)", float)
+    peephole: bool = _option(False, "peephole connections from the cell to the gates", bool)
+    layer_norm: bool = _option(False, "layer-normalised LSTM cell", bool)
+    zoneout: float = _option(0.0, "zoneout rate of cell and hidden state (training)", float)
+    recurrent_dropout: float = _option(0.0, "variational dropout on h_{t-1} (one mask per "
+                                       "sequence)", float)
+    weight_drop: float = _option(0.0, "DropConnect on the recurrent weights (one mask per "
+                                 "batch)", float)
     lr: float | None = _option(None, "learning rate", float)
     optimizer: str = _option("adam", "optimizer", str, OPTIMIZERS)
     momentum: float | None = _option(None, "momentum", float)
@@ -111,6 +119,14 @@ class TrainConfig:
         if cfg.dropout and cfg.num_layers < 2:
             raise ConfigError("dropout", "{name} acts between stacked LSTM layers, so it needs "
                               "{opt[num_layers]} 2 or more (got {n})", n=cfg.num_layers)
+        for name in ("peephole", "layer_norm"):
+            require(isinstance(cfg.__dict__[name], bool), name, "true or false",
+                    cfg.__dict__[name])
+        require(is_real(cfg.zoneout) and 0 <= cfg.zoneout <= 1, "zoneout", "a number in [0, 1]",
+                cfg.zoneout)
+        for name in ("recurrent_dropout", "weight_drop"):
+            require(is_real(getattr(cfg, name)) and 0 <= getattr(cfg, name) < 1, name,
+                    "a number in [0, 1)", getattr(cfg, name))
         if cfg.optimizer == "sgd":
             require(is_real(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum",
                     "a number in [0, 1)", cfg.momentum)
@@ -128,6 +144,10 @@ class TrainConfig:
                 raise _not_for_task(name, cfg.task)
         kind.validate(cfg)
         return cfg
+
+    def cell_options(self) -> dict:
+        """The LSTM cell-variant options of this run (``LSTM``'s keyword arguments)."""
+        return {name: getattr(self, name) for name in CELL_OPTIONS}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

@@ -222,3 +222,29 @@ def test_dropout_masks_and_embedding_on_gpu(gpu, rng):
     gpu_emb.backward(gpu.asarray(dy))
     np.testing.assert_allclose(gpu.to_numpy(gpu_emb.grads["weight"]), cpu_emb.grads["weight"],
                                rtol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kw", [dict(peephole=True, layer_norm=True),
+                                dict(layer_norm=True, zoneout=(0.2, 0.4)),
+                                dict(zoneout=0.3, recurrent_dropout=0.3, weight_drop=0.3)],
+                         ids=str)
+def test_cell_variants_on_gpu_match_cpu(gpu, kw, rng, monkeypatch):
+    """The variants' generic xp code on CuPy, with the masks drawn as on the CPU (the host
+    generator, Backend.dropout_mask), so that both sides see the same ones."""
+    monkeypatch.setattr(gpu, "dropout_mask", lambda *a: Backend.dropout_mask(gpu, *a))
+    from lstm_xp import manual_seed
+    results = []
+    for device in ("cpu", "gpu"):
+        lstm = LSTM(3, 8, num_layers=2, bidirectional=True, dtype="float64", seed=1,
+                    device=device, **kw)
+        backend = lstm.backend
+        manual_seed(6)
+        x = rng.standard_normal((6, 4, 3)) if device == "cpu" else results[0][0]
+        y, (h_n, c_n) = lstm.forward(backend.asarray(x), lengths=[6, 3, 5, 1])
+        dy = np.cos(np.arange(6 * 4 * 16)).reshape(6, 4, 16)
+        dx, _ = lstm.backward(backend.asarray(dy))
+        results.append([x] + [backend.to_numpy(a) for a in (y, h_n, c_n, dx)]
+                       + [backend.to_numpy(lstm.grads[k]) for k in sorted(lstm.grads)])
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, **TOL["float64"])
