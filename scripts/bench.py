@@ -43,6 +43,7 @@ import numpy as np
 import lstm_xp
 from backends import BackendUnavailableError, get_backend
 from lstm_xp import LSTM
+from lstm_xp.train import CELL_OPTIONS
 
 CONFIGS = {
     "T100-B64-H256": dict(T=100, B=64, I=256, H=256),
@@ -105,9 +106,23 @@ class Timer:
         return (time.perf_counter() - t0) * 1e3
 
 
-def make_ours(cfg, dtype, device):
+def cell_options(parser, text: str) -> dict:
+    """``--cell`` "peephole,zoneout=0.1" as LSTM keyword arguments (a bare name is True)."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in CELL_OPTIONS:
+            parser.error(f"--cell: unknown option {name!r}; expected some of {CELL_OPTIONS}")
+        try:
+            out[name] = True if not value else float(value)
+        except ValueError:
+            parser.error(f"--cell: {name}={value!r} is not a number")
+    return out
+
+
+def make_ours(cfg, dtype, device, cell=None):
     lstm = LSTM(cfg["I"], cfg["H"], num_layers=cfg.get("L", 1), bidirectional=cfg.get("bi", False),
-                dtype=dtype, device=device, seed=0)
+                dtype=dtype, device=device, seed=0, **(cell or {}))
     backend = lstm.backend
     rng = np.random.default_rng(0)
     D = 2 if cfg.get("bi") else 1
@@ -129,7 +144,8 @@ def make_torch(torch, cfg, dtype, device, ours):
     tdtype = getattr(torch, dtype)
     ref = torch.nn.LSTM(cfg["I"], cfg["H"], num_layers=cfg.get("L", 1),
                         bidirectional=cfg.get("bi", False), dtype=tdtype, device=dev)
-    ref.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    plain = ref.state_dict()            # a cell variant's own parameters have no torch twin
+    ref.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items() if k in plain})
     rng = np.random.default_rng(0)
     D = 2 if cfg.get("bi") else 1
     x = torch.tensor(rng.standard_normal((cfg["T"], cfg["B"], cfg["I"])), dtype=tdtype,
@@ -311,6 +327,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=7,
                    help="rounds per measurement (see the module docstring)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--cell", default="", help="lstm-xp cell variants, e.g. 'layer_norm' or "
+                   "'peephole,zoneout=0.1' (torch runs its plain LSTM)")
     p.add_argument("--no-torch", action="store_true", help="time lstm-xp alone")
     p.add_argument("--tf32", action="store_true",
                    help="GPU (Ampere or newer), float32: let cuBLAS (lstm-xp and torch) and "
@@ -320,6 +338,7 @@ def main(argv=None) -> int:
     if args.tf32 and (args.device != "gpu" or args.dtype != "float32"):
         p.error("--tf32 applies to --device gpu with --dtype float32")
     names = config_names(p, args.configs)
+    cell = cell_options(p, args.cell)
     try:
         backend = get_backend(args.device)
     except BackendUnavailableError as err:
@@ -374,7 +393,7 @@ def main(argv=None) -> int:
     with lstm_xp.finite_checks(False):
         for name in names:
             cfg = CONFIGS[name]
-            ours, o_train, o_infer = make_ours(cfg, args.dtype, args.device)
+            ours, o_train, o_infer = make_ours(cfg, args.dtype, args.device, cell)
             t_train = t_infer = None
             if torch is not None:
                 t_train, t_infer = make_torch(torch, cfg, args.dtype, args.device, ours)

@@ -229,3 +229,29 @@ def test_sampling_draws_from_the_tempered_softmax_and_feeds_back_each_character(
     np.testing.assert_array_equal(fed.sum(axis=1), 1)
     again = task.sample(_FixedLogits(z), "ab", n, temperature, np.random.default_rng(5))
     assert again == text
+
+
+def test_cell_variant_options_reach_the_model_and_the_saved_config(tmp_path):
+    cfg = TrainConfig(task="seed", epochs=1, hidden_size=4, peephole=True, zoneout=0.2,
+                      weight_drop=0.3)
+    result = train(cfg, tmp_path / "run", progress=False, echo=lambda *_: None)
+    lstm = result.model.lstm
+    assert (lstm.cell.peephole, lstm.cell.zoneout, lstm.cell.weight_drop) == \
+        (True, (0.2, 0.2), 0.3)
+    assert "lstm.weight_ci_l0" in result.model.params
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["peephole"] is True and saved["weight_drop"] == 0.3
+    _, _, model = load_run(tmp_path / "run")
+    assert model.lstm.cell == lstm.cell
+
+
+def test_compare_cells_runs_and_writes_its_table(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare_cells.py"), "--quick",
+                          "--seeds", "1", "--out", str(tmp_path)], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    table = (tmp_path / "compare_cells.md").read_text()
+    for name in ("plain", "peephole", "layer_norm", "zoneout", "recurrent_dropout",
+                 "weight_drop"):
+        assert f"| {name}" in table
+    assert (tmp_path / "compare_cells.png").stat().st_size > 0
