@@ -152,8 +152,9 @@ class CupyBackend(Backend):
         m_hat, v_hat = 1.0 / (1.0 - b1 ** step), 1.0 / (1.0 - b2 ** step)
         grid, block = self._launch_shape(p.size)
         self._kernel("adam_step", p.dtype)(
-            grid, block, (p, g, m, v, np.int64(p.size), T(lr * m_hat), T(v_hat), T(b1), T(b2),
-                          T(eps), T(weight_decay), T(1.0 - lr * weight_decay), np.int32(mode)))
+            grid, block, (p, g, m, v, np.int64(p.size), T(lr * m_hat), T(v_hat), T(b1),
+                          T(1.0 - b1), T(b2), T(1.0 - b2), T(eps), T(weight_decay),
+                          T(1.0 - lr * weight_decay), np.int32(mode)))
 
     @staticmethod
     def _launch_shape(n: int):

@@ -34,16 +34,18 @@ __global__ void sgd_momentum_step(T* p, const T* g, T* v, long long n, T lr, T m
 // m <- b1 m + (1 - b1) g', v <- b2 v + (1 - b2) g'^2,
 // p <- p - (lr_m_hat m) / (sqrt(v v_hat) + eps)   with lr_m_hat = lr / (1 - b1^t),
 // v_hat = 1 / (1 - b2^t)
+// (1 - b1 and 1 - b2 come from the host, computed in double as the generic version's)
 template <typename T>
 __global__ void adam_step(T* p, const T* g, T* m, T* v, long long n, T lr_m_hat, T v_hat,
-                          T b1, T b2, T eps, T weight_decay, T keep, int decay_mode) {
+                          T b1, T one_minus_b1, T b2, T one_minus_b2, T eps, T weight_decay,
+                          T keep, int decay_mode) {
     LSTM_XP_FOR_EACH(k, n) {
         T param = p[k];
         T grad = g[k];
         if (decay_mode == 2) param = param * keep;
         if (decay_mode == 1) grad = grad + weight_decay * param;
-        const T m_k = m[k] * b1 + (T(1) - b1) * grad;
-        const T v_k = v[k] * b2 + (T(1) - b2) * (grad * grad);
+        const T m_k = m[k] * b1 + one_minus_b1 * grad;
+        const T v_k = v[k] * b2 + one_minus_b2 * (grad * grad);
         m[k] = m_k;
         v[k] = v_k;
         p[k] = param - (lr_m_hat * m_k) / (sqrt(v_k * v_hat) + eps);

@@ -11,8 +11,17 @@ is one group.
 
 The views stay valid until something replaces a layer's arrays (``layer.to()``, or
 assigning ``layer.params[name]``); :func:`flatten` notices (:meth:`FlatGroup.intact`) and
-builds new buffers from the arrays then in place. Layers that are not :class:`Module`-like
-(no ``params``/``grads`` dicts of their own) are not flattened: see :func:`flatten`.
+builds new buffers from the arrays then in place. So a reference to a parameter array taken
+before the first flatten (before the optimizer was made) is no longer the parameter after
+it: read ``layer.params[name]`` again. Not flattened (callers then work array by array):
+layers that are not :class:`Module`-like (no ``params``/``grads`` dicts of their own), and
+sets of layers in which one array is the parameter of two entries (weights tied by sharing
+the array), which a buffer would untie.
+
+Only optimizers build groups; clipping, the gradient norm and ``zero_grad`` use them when
+their layers are exactly a group's, else go array by array. Two optimizers over overlapping
+layers rebuild the buffers at each other's steps: exact, but each rebuild copies through
+the host.
 """
 
 from __future__ import annotations
@@ -113,6 +122,9 @@ def flatten(layers) -> list | None:
     groups = current_groups(leaves)
     if groups is not None:
         return groups
+    arrays = [id(p) for layer in leaves for p in layer.params.values()]
+    if len(set(arrays)) != len(arrays):      # one array in two places (tied weights): a
+        return None                          # buffer would untie them; keep them as they are
     by_kind: dict = {}
     for layer in leaves:
         for name, p in layer.params.items():

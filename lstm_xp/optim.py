@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from .flat import flatten, zero_grad_flat
+from .flat import current_groups, flatten, leaf_layers, zero_grad_flat
 
 
 def _layers(layers) -> list:
@@ -48,8 +48,10 @@ class Optimizer:
     The parameters are put in flat buffers first (:func:`lstm_xp.flat.flatten`: one per
     backend and dtype, the layers' dicts then hold views), so that a step is a fixed number
     of array operations whatever the number of parameter arrays; the per-parameter state
-    (momentum, Adam's moments) is flat alike. Layers that keep their parameters some other
-    way are updated array by array.
+    (momentum, Adam's moments) is flat alike. A parameter array fetched before the optimizer
+    was made is therefore no longer the parameter: fetch ``layer.params[name]`` again.
+    Layers that keep their parameters some other way, or tie weights by sharing one array,
+    are updated array by array.
     """
 
     def __init__(self, layers, lr):
@@ -276,9 +278,11 @@ def scale_grads(layers, factor) -> None:
 
 
 def _gradient_arrays(layers):
-    """(backend, array) covering every gradient once: the flat groups' buffers, or each
-    layer's arrays where the layers cannot be flattened."""
-    groups = flatten(layers)
+    """(backend, array) covering every gradient once: the flat groups' buffers when these
+    layers are exactly some intact groups (an optimizer's), else each layer's arrays (no
+    buffer is built here, so clipping a part of a model does not undo the optimizer's)."""
+    leaves = leaf_layers(layers)
+    groups = None if not leaves else current_groups(leaves)
     if groups is not None:
         return [(g.backend, g.grads) for g in groups]
     return [(layer.backend, g) for layer in layers for g in layer.grads.values()]

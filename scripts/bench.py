@@ -106,17 +106,30 @@ class Timer:
         return (time.perf_counter() - t0) * 1e3
 
 
+SWITCHES = ("peephole", "layer_norm")      # the cell options that are on or off
+
+
 def cell_options(parser, text: str) -> dict:
-    """``--cell`` "peephole,zoneout=0.1" as LSTM keyword arguments (a bare name is True)."""
+    """``--cell`` "peephole,zoneout=0.1" as LSTM keyword arguments: switches by name, rates
+    as name=value; checked by building an LSTM with them."""
     out = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
         name, _, value = item.partition("=")
         if name not in CELL_OPTIONS:
             parser.error(f"--cell: unknown option {name!r}; expected some of {CELL_OPTIONS}")
+        if name in SWITCHES:
+            if value:
+                parser.error(f"--cell: {name} is a switch; write {name}, not {item}")
+            out[name] = True
+            continue
         try:
-            out[name] = True if not value else float(value)
+            out[name] = float(value)
         except ValueError:
-            parser.error(f"--cell: {name}={value!r} is not a number")
+            parser.error(f"--cell: {name} needs a rate, as {name}=0.1; got {item!r}")
+    try:
+        LSTM(1, 1, **out)
+    except (TypeError, ValueError) as err:
+        parser.error(f"--cell: {err}")
     return out
 
 

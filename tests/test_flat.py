@@ -141,3 +141,34 @@ def test_adamw_over_a_flat_model_matches_per_array_updates(rng):
         opt.step()
     for k, want in ref.items():
         np.testing.assert_allclose(model.params[k], want, rtol=1e-13, atol=1e-15)
+
+
+def test_weights_tied_by_sharing_an_array_stay_tied(rng):
+    from lstm_xp import Embedding
+    emb, head = Embedding(5, 3, dtype="float64", seed=0), Linear(3, 5, dtype="float64", seed=1)
+    head.params["weight"] = emb.params["weight"]          # (5, 3) both: tied
+    head.grads["weight"] = np.zeros((5, 3))
+    opt = SGD([emb, head], lr=0.1)
+    assert flatten([emb, head]) is None                   # array by array, as before
+    want = np.array(emb.params["weight"])
+    for _ in range(3):
+        g1, g2 = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+        emb.grads["weight"][...], head.grads["weight"][...] = g1, g2
+        opt.step()
+        want -= 0.1 * (g1 + g2)                           # both uses update the one array
+    assert head.params["weight"] is emb.params["weight"]
+    np.testing.assert_allclose(emb.params["weight"], want, rtol=1e-14)
+
+
+def test_clipping_part_of_a_model_leaves_the_optimizers_buffer_alone(rng):
+    lstm, head = LSTM(3, 4, dtype="float64", seed=0), Linear(4, 2, dtype="float64", seed=1)
+    opt = Adam([lstm, head], lr=0.01)
+    (group,) = flatten([lstm, head])
+    _fill_grads(lstm, rng)
+    _fill_grads(head, rng)
+    want = np.sqrt(sum(float(np.sum(np.asarray(g) ** 2)) for g in lstm.grads.values()))
+    np.testing.assert_allclose(float(clip_grad_norm([lstm], 1e9)), want, rtol=1e-14)
+    lstm.zero_grad()
+    opt.step()
+    assert flatten([lstm, head]) == [group]               # not rebuilt
+    assert all(np.shares_memory(p, group.params) for p in lstm.params.values())
