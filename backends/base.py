@@ -204,6 +204,11 @@ class Backend:
         p -= (lr * m_hat) * m / (xp.sqrt(v * v_hat) + eps)
 
     # ----------------------------------------------------------- hot primitives
+    def transposed_operand(self, w):
+        """w.T, laid out for many products a @ w.T (the per-step recurrent GEMM, made once
+        per sequence). Generic: the transposed view."""
+        return w.T
+
     def matmul_into(self, a, b, out) -> None:
         """out[...] = a @ b for 2-D operands (transposed views allowed)."""
         out[...] = self.xp.matmul(a, b)

@@ -141,8 +141,8 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
     first = T if reverse else 0
     h[first, ...] = h0
     c[first, ...] = c0
-    w_hh_t = w_hh.T
-    w_hr_t = None if w_hr is None else w_hr.T
+    w_hh_t = backend.transposed_operand(w_hh)
+    w_hr_t = None if w_hr is None else backend.transposed_operand(w_hr)
     for t in tape.time_order():
         gates_t, h_prev = gates[t, ...], h[t + prev, ...]
         held = None if hold is None else hold[t, ...]
