@@ -156,9 +156,10 @@ def variant_forward(backend, x, p: dict, h0, c0, reverse: bool, hold, opts: Cell
     h[first, ...] = h0
     c[first, ...] = c0
     m = masks.get("recurrent")
+    w_eff_t = backend.transposed_operand(w_eff)
     for t in tape.time_order():
         hp, cp = h[t + prev, ...], c[t + prev, ...]
-        r = xp.matmul(hp if m is None else hp * m, w_eff.T)
+        r = xp.matmul(hp if m is None else hp * m, w_eff_t)
         if opts.layer_norm:
             r_hat, r_inv = layer_norm(xp, r)
             tape.r_hat[t, ...], tape.r_inv[t, ...] = r_hat, r_inv
