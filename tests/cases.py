@@ -104,3 +104,22 @@ def numpy_backend(form: str) -> NumpyBackend:
     size = {"tanh": float("inf"), "exp": 0}[form]
     backend.exp_form_min_size = {"float32": size, "float64": size}
     return backend
+
+
+OPTIMIZER_KINDS = ["sgd", "momentum", "nesterov", "adam", "adam_l2", "adamw"]
+
+
+def optimizer_steps(backend, kind: str, p0, grads) -> list:
+    """Three steps of ``backend``'s fused update of ``kind`` (OPTIMIZER_KINDS) from p0 with
+    the host arrays ``grads``; returns host copies of the parameter and the two state slots."""
+    p, s1, s2 = (backend.asarray(a, copy=True) for a in (p0, np.zeros_like(p0), np.zeros_like(p0)))
+    for step, g in enumerate(grads, 1):
+        g = backend.asarray(g)
+        if kind.startswith("adam"):
+            backend.adam_update(p, g, s1, s2, step, lr=0.01, b1=0.9, b2=0.999, eps=1e-8,
+                                weight_decay=0.0 if kind == "adam" else 0.1,
+                                decoupled=kind == "adamw")
+        else:
+            backend.sgd_update(p, g, None if kind == "sgd" else s1, lr=0.1, momentum=0.9,
+                               weight_decay=0.05, nesterov=kind == "nesterov")
+    return [np.array(backend.to_numpy(a)) for a in (p, s1, s2)]

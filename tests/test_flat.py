@@ -13,6 +13,7 @@ from backends import Backend, get_backend
 from lstm_xp import LSTM, SGD, Adam, AdamW, Linear, clip_grad_norm
 from lstm_xp.optim import global_grad_norm
 from lstm_xp.flat import flatten
+from cases import OPTIMIZER_KINDS, optimizer_steps
 from lstm_xp.models import CharModel
 
 GENERIC = Backend("generic-numpy", np)
@@ -102,28 +103,16 @@ def test_moving_a_layer_rebuilds_the_buffer_and_keeps_the_state(strict, rng):
     np.testing.assert_array_equal(opt.state_dict()["0.weight.velocity"], velocity)
 
 
-@pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "adam", "adam_l2", "adamw"])
+@pytest.mark.parametrize("kind", OPTIMIZER_KINDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numpy_optimizer_steps_equal_the_generic_formulas(kind, dtype, rng):
-    cpu = get_backend("cpu")
     p0 = rng.standard_normal(37).astype(dtype)
     grads = [rng.standard_normal(37).astype(dtype) for _ in range(3)]
-    results = []
-    for backend in (GENERIC, cpu):
-        p, s1, s2 = p0.copy(), np.zeros(37, dtype), np.zeros(37, dtype)
-        for step, g in enumerate(grads, 1):
-            if kind.startswith("adam"):
-                backend.adam_update(p, g, s1, s2, step, lr=0.01, b1=0.9, b2=0.99, eps=1e-8,
-                                    weight_decay=0.0 if kind == "adam" else 0.1,
-                                    decoupled=kind == "adamw")
-            else:
-                backend.sgd_update(p, g, None if kind == "sgd" else s1, lr=0.1, momentum=0.9,
-                                   weight_decay=0.05, nesterov=kind == "nesterov")
-        results.append((p, s1, s2))
-        assert p.dtype == np.dtype(dtype)
-    for want, got in zip(*results):
-        np.testing.assert_array_equal(got, want)
-    assert not np.array_equal(results[0][0], p0)
+    want, got = (optimizer_steps(b, kind, p0, grads) for b in (GENERIC, get_backend("cpu")))
+    assert got[0].dtype == np.dtype(dtype)
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(b, a)
+    assert not np.array_equal(got[0], p0)
 
 
 def test_adamw_over_a_flat_model_matches_per_array_updates(rng):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from backends import Backend
+from cases import OPTIMIZER_KINDS, optimizer_steps
 from lstm_xp import LSTM, Adam, Linear, MSELoss, clip_grad_norm
 
 pytestmark = pytest.mark.gpu
@@ -251,27 +252,14 @@ def test_cell_variants_on_gpu_match_cpu(gpu, kw, rng, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "adam", "adam_l2", "adamw"])
+@pytest.mark.parametrize("kind", OPTIMIZER_KINDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fused_optimizer_steps_match_generic(gpu, kind, dtype, rng):
     p0 = rng.standard_normal(1000).astype(dtype)
     grads = [rng.standard_normal(1000).astype(dtype) for _ in range(3)]
-    results = []
-    for backend in (GENERIC, gpu):
-        p, s1, s2 = (backend.asarray(a, copy=True) for a in (p0, np.zeros_like(p0),
-                                                             np.zeros_like(p0)))
-        for step, g in enumerate(grads, 1):
-            g = backend.asarray(g)
-            if kind.startswith("adam"):
-                backend.adam_update(p, g, s1, s2, step, lr=0.01, b1=0.9, b2=0.999, eps=1e-8,
-                                    weight_decay=0.0 if kind == "adam" else 0.1,
-                                    decoupled=kind == "adamw")
-            else:
-                backend.sgd_update(p, g, None if kind == "sgd" else s1, lr=0.1, momentum=0.9,
-                                   weight_decay=0.05, nesterov=kind == "nesterov")
-        results.append([backend.to_numpy(a) for a in (p, s1, s2)])
+    want, got = (optimizer_steps(b, kind, p0, grads) for b in (GENERIC, gpu))
     # the same operations in the same order: equal to a few ulps (a GPU may fuse a
     # multiply-add where NumPy rounds twice)
     tol = dict(rtol=5e-7, atol=0) if dtype == "float32" else dict(rtol=1e-15, atol=0)
-    for want, got in zip(*results):
-        np.testing.assert_allclose(got, want, **tol)
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, **tol)
