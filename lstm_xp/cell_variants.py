@@ -62,11 +62,15 @@ class CellOptions:
     recurrent_dropout: float = 0.0
     weight_drop: float = 0.0
 
+    def active(self) -> list:
+        """The names of the options that are on, in declaration order."""
+        return [name for name, value in vars(self).items()
+                if (any(value) if isinstance(value, tuple) else value)]
+
     @property
     def plain(self) -> bool:
         """Whether this is the plain cell (the fused path applies)."""
-        return not (self.peephole or self.layer_norm or any(self.zoneout)
-                    or self.recurrent_dropout or self.weight_drop)
+        return not self.active()
 
 
 @dataclass

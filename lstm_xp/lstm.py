@@ -135,10 +135,8 @@ def _cell_options(peephole, layer_norm, zoneout, recurrent_dropout, weight_drop,
     opts = CellOptions(flag("peephole", peephole), flag("layer_norm", layer_norm), zoneout,
                        rates["recurrent_dropout"], rates["weight_drop"])
     if proj_size and not opts.plain:
-        on = next(name for name, value in vars(opts).items() if value and any(
-            value if isinstance(value, tuple) else (value,)))
-        raise ValueError(f"{on} with proj_size={proj_size}: the cell variants are not "
-                         "implemented with a projection; use one or the other")
+        raise ValueError(f"{opts.active()[0]} with proj_size={proj_size}: the cell variants "
+                         "are not implemented with a projection; use one or the other")
     return opts
 
 

@@ -53,9 +53,9 @@ def check_exportable(lstm) -> None:
         raise ValueError(f"proj_size={lstm.proj_size}: ONNX's LSTM operator has no output "
                          "projection, so an LSTM with proj_size > 0 cannot be exported")
     if not lstm.cell.plain:
-        on = [k for k, v in vars(lstm.cell).items() if v and v != (0.0, 0.0)]
-        raise ValueError(f"{', '.join(on)}: the export writes ONNX's LSTM operator, which "
-                         "has none of lstm-xp's cell variants, so this LSTM cannot be exported")
+        raise ValueError(f"{', '.join(lstm.cell.active())}: the export writes ONNX's LSTM "
+                         "operator, which has none of lstm-xp's cell variants, so this LSTM "
+                         "cannot be exported")
 
 
 class GraphBuilder:
