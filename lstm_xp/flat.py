@@ -1,6 +1,6 @@
 """Parameters and gradients of a model in one flat buffer each, the layers' dicts holding views.
 
-    groups = flatten(layers)      # what Optimizer(layers) and clip_grad_norm(layers) call
+    groups = flatten(layers)      # what Optimizer(layers) calls
     group.params, group.grads     # (N,) arrays: every parameter entry of the group, in order
     layer.params[name]            # a view of group.params (likewise grads)
 
@@ -33,42 +33,24 @@ from dataclasses import dataclass, field
 class FlatGroup:
     """One backend's and dtype's parameters in ``params`` (N,), gradients in ``grads`` (N,).
 
-    ``members`` lists (layer, name, offset, shape): ``layer.params[name]`` is
-    ``params[offset:offset + size].reshape(shape)``, and likewise for grads.
+    ``members`` lists (layer, name, offset, param view, grad view): ``layer.params[name]`` is
+    the param view, ``params[offset:offset + size]`` reshaped, and likewise for grads.
     """
 
     backend: object
-    dtype: object
     params: object
     grads: object
     members: list = field(default_factory=list)
-    _pviews: list = field(default_factory=list, init=False, repr=False)
-    _gviews: list = field(default_factory=list, init=False, repr=False)
 
     def intact(self) -> bool:
         """Whether every member's arrays are still this group's views."""
         return all(layer.params.get(name) is p and layer.grads.get(name) is g
-                   for (layer, name, _, _), p, g in zip(self.members, self._pviews,
-                                                        self._gviews))
+                   for layer, name, _, p, g in self.members)
 
     def views(self):
         """(layer, name, offset, size, param view) for each member."""
-        for (layer, name, offset, shape), p in zip(self.members, self._pviews):
+        for layer, name, offset, p, _ in self.members:
             yield layer, name, offset, int(p.size), p
-
-    def _point_layers(self) -> None:
-        """Make each member layer's dicts hold this group's views."""
-        xp = self.backend.xp
-        self._pviews, self._gviews = [], []
-        for layer, name, offset, shape in self.members:
-            size = 1
-            for s in shape:
-                size *= s
-            p = xp.reshape(self.params[offset:offset + size], shape)
-            g = xp.reshape(self.grads[offset:offset + size], shape)
-            layer.params[name], layer.grads[name] = p, g
-            self._pviews.append(p)
-            self._gviews.append(g)
 
 
 def leaf_layers(layers) -> list | None:
@@ -133,19 +115,21 @@ def flatten(layers) -> list | None:
     groups = []
     for entries in by_kind.values():
         backend, dtype = entries[0][0].backend, entries[0][2].dtype
-        sizes = [int(p.size) for _, _, p, _ in entries]
-        group = FlatGroup(backend, dtype, backend.empty((sum(sizes),), dtype),
-                          backend.empty((sum(sizes),), dtype))
+        total = sum(int(p.size) for _, _, p, _ in entries)
+        group = FlatGroup(backend, backend.empty((total,), dtype), backend.empty((total,), dtype))
         offset = 0
-        for (layer, name, p, g), size in zip(entries, sizes):
-            group.params[offset:offset + size] = backend.xp.reshape(p, (size,))
-            group.grads[offset:offset + size] = backend.xp.reshape(g, (size,))
-            group.members.append((layer, name, offset, tuple(p.shape)))
+        for layer, name, p, g in entries:
+            size, shape = int(p.size), tuple(p.shape)
+            views = []
+            for flat, value in ((group.params, p), (group.grads, g)):
+                flat[offset:offset + size] = backend.xp.reshape(value, (size,))
+                views.append(backend.xp.reshape(flat[offset:offset + size], shape))
+            layer.params[name], layer.grads[name] = views
+            group.members.append((layer, name, offset, *views))
             offset += size
-        group._point_layers()
         groups.append(group)
     for group in groups:
-        for layer, _, _, _ in group.members:
+        for layer, *_ in group.members:
             layer._flat_group = group
     return groups
 
