@@ -96,6 +96,10 @@ class VariantTape(DirectionTape):
     keep: tuple = None
     w_eff: object = None
 
+    def keep_at(self, t: int) -> tuple:
+        """Zoneout's (k_c, k_h) at step t: the drawn masks' rows, or eval mode's constants."""
+        return tuple(k[t, ...] if hasattr(k, "shape") else k for k in self.keep)
+
 
 def _sigmoid(xp, a):
     return 0.5 * xp.tanh(0.5 * a) + 0.5
@@ -185,7 +189,7 @@ def variant_forward(backend, x, p: dict, h0, c0, reverse: bool, hold, opts: Cell
             tape.gates[t, :, slot * H:(slot + 1) * H] = value
         tape.c_tilde[t, ...], tape.tanh_n[t, ...] = c_tilde, tanh_n
         if tape.keep is not None:
-            k_c, k_h = (k[t, ...] if hasattr(k, "shape") else k for k in tape.keep)
+            k_c, k_h = tape.keep_at(t)
             c_new, h_new = k_c * cp + (1 - k_c) * c_tilde, k_h * hp + (1 - k_h) * h_tilde
         else:
             c_new, h_new = c_tilde, h_tilde
@@ -222,7 +226,7 @@ def variant_backward(backend, tape: VariantTape, p: dict, opts: CellOptions, dy,
         dh_cell, dc_cell = ((dh_t, dc) if hold is None
                             else (dh_t * valid[t, ...], dc * valid[t, ...]))
         if tape.keep is not None:
-            k_c, k_h = (k[t, ...] if hasattr(k, "shape") else k for k in tape.keep)
+            k_c, k_h = tape.keep_at(t)
             dh_tilde, dc_tilde = (1 - k_h) * dh_cell, (1 - k_c) * dc_cell
         else:
             dh_tilde, dc_tilde = dh_cell, dc_cell
