@@ -387,14 +387,13 @@ class CharTask:
         ids = list(self.vocab.encode(prime))
         backend = model.backend
         xp = backend.xp
-        with finite_checks(False):       # the inputs are one-hot rows made here
-            logits, state = model.forward(one_hot(np.array([ids]), V, dtype), train=False)
         # Gumbel-max: argmax(z / temperature + G), G = -log(-log(U)), U ~ U(0, 1) drawn on the
         # host in chunks, is a draw from softmax(z / temperature); every step stays on the
         # device (no sync per character: the ids come back once, at the end)
         vocab = backend.arange(V)
         drawn = []
-        with finite_checks(False):
+        with finite_checks(False):       # the inputs are one-hot rows made here
+            logits, state = model.forward(one_hot(np.array([ids]), V, dtype), train=False)
             for first in range(0, length, SAMPLE_CHUNK):
                 n = min(SAMPLE_CHUNK, length - first)
                 u = np.maximum(rng.random((n, V)), np.finfo(np.float64).tiny)

@@ -120,8 +120,8 @@ class TrainConfig:
             raise ConfigError("dropout", "{name} acts between stacked LSTM layers, so it needs "
                               "{opt[num_layers]} 2 or more (got {n})", n=cfg.num_layers)
         for name in ("peephole", "layer_norm"):
-            require(isinstance(cfg.__dict__[name], bool), name, "true or false",
-                    cfg.__dict__[name])
+            require(isinstance(getattr(cfg, name), bool), name, "true or false",
+                    getattr(cfg, name))
         require(is_real(cfg.zoneout) and 0 <= cfg.zoneout <= 1, "zoneout", "a number in [0, 1]",
                 cfg.zoneout)
         for name in ("recurrent_dropout", "weight_drop"):
