@@ -144,7 +144,7 @@ class NumpyBackend(Backend):
             np.matmul(a, b, out=out)
 
     def transposed_operand(self, w):
-        """A C-contiguous copy of w.T: OpenBLAS multiplies by it 1.3-1.7x faster than by the
+        """A C-contiguous copy of w.T: OpenBLAS multiplies by it 1.1-1.7x faster than by the
         transposed view at the per-step shapes (BENCHMARKS.md, "Decisions"); the copy is made
         once per sequence and direction."""
         return np.ascontiguousarray(w.T)
