@@ -1,4 +1,4 @@
-"""Experiment (2026-12-01, BENCHMARKS.md "A Numba cell, measured and not adopted"): a
+"""Experiment (2026-12-01, docs/benchmark-log.md "A Numba cell, measured and not adopted"): a
 Numba-compiled cell forward against the NumPy cell, in the same process. Needs numba
 (`pip install numba`); not part of lstm-xp and not run by the tests.
 
