@@ -259,6 +259,26 @@ class Backend:
         gates[:, 2 * H:3 * H] = g
         gates[:, 3 * H:4 * H] = o
 
+    def lstm_forward_steps(self, gates, h, c, w_hh_t, hold, reverse: bool) -> None:
+        """The recurrence of one direction without projection, every step in visiting order.
+
+        Shapes: gates (T, B, 4H) holding x_t W_ih^T + b on entry; h, c (T+1, B, H) state
+        slots (lstm_xp.bptt: step t reads slot t and writes t+1 forward, reads t+1 and
+        writes t reverse), the initial state already in its slot; w_hh_t (H, 4H) from
+        :meth:`transposed_operand`; hold (T, B, 1) bool or None. Per step:
+
+            a_t += h_prev W_hh^T,   then :meth:`lstm_cell_forward` (activations left in a_t)
+
+        This version makes those two calls per step; a backend may run the loop at once.
+        """
+        T = gates.shape[0]
+        prev, cur = (1, 0) if reverse else (0, 1)
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            gates_t, h_prev = gates[t, ...], h[t + prev, ...]
+            self.matmul_acc(h_prev, w_hh_t, out=gates_t)
+            self.lstm_cell_forward(gates_t, c[t + prev, ...], c[t + cur, ...], h[t + cur, ...],
+                                   h_prev, None if hold is None else hold[t, ...])
+
     # Backward of a step splits in two. Its local derivatives depend on forward values
     # only, so they are computed for a block of steps at once, off the sequential path:
     #     alpha = o (1 - tanh(c)^2)                         (dh -> dc_t)

@@ -19,6 +19,7 @@ EXTRAS = {
     "mpi": ("mpi4py>=4", "mpich>=4"),
     "gpu-emulation": ("cupy-cuda12x==14.2.*", "nvidia-cuda-nvrtc-cu12>=12.0,<13",
                       "nvidia-cuda-runtime-cu12>=12.0,<13"),
+    "jit": ("numba>=0.61",),
 }
 
 

@@ -12,6 +12,23 @@ import numpy as np
 from .base import Backend
 
 _MAX_CACHED = 64      # scratch arrays / gate-constant sets kept between calls, at most
+_NO_HOLD = np.zeros((0, 0, 1), dtype=bool)     # the compiled loop's "no padded steps"
+
+
+def compiled_forward_steps():
+    """backends.numba_steps.forward_steps, or None where numba (the ``jit`` extra) is not
+    installed or does not import. Imported on first use: numba takes about a second."""
+    global _compiled
+    if _compiled is False:
+        try:
+            from .numba_steps import forward_steps
+        except ImportError:
+            forward_steps = None
+        _compiled = forward_steps
+    return _compiled
+
+
+_compiled = False          # not looked for yet
 
 
 def numpy_dispatches_avx512() -> bool:
@@ -38,6 +55,7 @@ class NumpyBackend(Backend):
         self._workspaces: dict = {}
         self._gate_affine: dict = {}
         self.exp_form_min_size = default_exp_form_sizes()
+        self.jit_max_units = self.JIT_MAX_UNITS
 
     def asarray(self, a, dtype=None, copy=None):
         return np.asarray(a, dtype=dtype, copy=copy)
@@ -207,6 +225,22 @@ class NumpyBackend(Backend):
         np.add(tmp, eps, out=tmp)
         np.divide(num, tmp, out=tmp)
         np.subtract(p, tmp, out=p)
+
+    # The forward recurrence as one compiled loop (backends/numba_steps.py) where a step has
+    # at most this many state entries B*H and numba is installed: there the NumPy loop's ~12
+    # calls per step cost more than the step's arithmetic. Above it the NumPy loop is faster
+    # (SIMD exp/tanh and BLAS against scalar loops): one direction's forward, compiled /
+    # NumPy, on an AMD EPYC: 0.32-0.33 at B*H = 50, 0.39-0.86 at 128, 0.53-0.83 at 256,
+    # 0.85-1.62 at 512, 1.12-2.24 at 1,024 (BENCHMARKS.md). The bits differ from the NumPy
+    # path's, so the choice depends on the shape (and on numba being there), never on values.
+    JIT_MAX_UNITS = 256
+
+    def lstm_forward_steps(self, gates, h, c, w_hh_t, hold, reverse: bool) -> None:
+        steps = compiled_forward_steps() if c.shape[1] * c.shape[2] <= self.jit_max_units else None
+        if steps is None:
+            super().lstm_forward_steps(gates, h, c, w_hh_t, hold, reverse)
+        else:
+            steps(gates, h, c, w_hh_t, _NO_HOLD if hold is None else hold, reverse)
 
     def lstm_cell_forward(self, gates, c_prev, c, h, h_prev=None, hold=None) -> None:
         H = c_prev.shape[-1]

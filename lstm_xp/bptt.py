@@ -142,20 +142,20 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
     h[first, ...] = h0
     c[first, ...] = c0
     w_hh_t = backend.transposed_operand(w_hh)
-    w_hr_t = None if w_hr is None else backend.transposed_operand(w_hr)
+    if m is None:      # per step: a_t += h_prev W_hh^T, then the cell (which keeps held rows)
+        backend.lstm_forward_steps(gates, h, c, w_hh_t, hold, reverse)
+        return tape
+    w_hr_t = backend.transposed_operand(w_hr)
     for t in tape.time_order():
         gates_t, h_prev = gates[t, ...], h[t + prev, ...]
         held = None if hold is None else hold[t, ...]
         backend.matmul_acc(h_prev, w_hh_t, out=gates_t)
-        if m is None:              # the cell keeps held rows' state itself
-            backend.lstm_cell_forward(gates_t, c[t + prev, ...], c[t + cur, ...],
-                                      h[t + cur, ...], h_prev, held)
-        else:                      # the cell writes m_t; h_t = m_t W_hr^T
-            backend.lstm_cell_forward(gates_t, c[t + prev, ...], c[t + cur, ...], m[t, ...])
-            backend.matmul_into(m[t, ...], w_hr_t, out=h[t + cur, ...])
-            if held is not None:
-                backend.keep_where(h[t + cur, ...], h_prev, held)
-                backend.keep_where(c[t + cur, ...], c[t + prev, ...], held)
+        # the cell writes m_t; h_t = m_t W_hr^T
+        backend.lstm_cell_forward(gates_t, c[t + prev, ...], c[t + cur, ...], m[t, ...])
+        backend.matmul_into(m[t, ...], w_hr_t, out=h[t + cur, ...])
+        if held is not None:
+            backend.keep_where(h[t + cur, ...], h_prev, held)
+            backend.keep_where(c[t + cur, ...], c[t + prev, ...], held)
     return tape
 
 

@@ -1,10 +1,12 @@
 """The configuration grid shared by the gradient, oracle and reference tests."""
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
-from backends.numpy_backend import NumpyBackend
+from backends.numpy_backend import NumpyBackend, compiled_forward_steps
 
 
 @dataclass(frozen=True)
@@ -96,14 +98,32 @@ def numeric_gradient(f, a, eps=1e-6):
 # The NumPy backend activates the gates in one of two forms, chosen by the batch's size
 # (NumpyBackend.exp_form_min_size); the small test shapes would only ever see one of them.
 GATE_FORMS = ("tanh", "exp")
+# Where numba is installed it also runs the forward recurrence as one compiled loop at tiny
+# shapes (NumpyBackend.jit_max_units), which the test shapes all are; "jit" forces that loop,
+# the gate forms force the NumPy loop.
+LOOP_FORMS = GATE_FORMS + ("jit",)
 
 
 def numpy_backend(form: str) -> NumpyBackend:
-    """A NumPy backend that uses gate form ``form`` ("tanh" or "exp") at every size."""
+    """A NumPy backend that runs the NumPy time loop with gate form ``form`` ("tanh" or
+    "exp") at every size, or (``form`` "jit") the compiled forward loop at every size."""
     backend = NumpyBackend()
+    if form == "jit":
+        require_numba()
+        backend.jit_max_units = float("inf")
+        return backend
     size = {"tanh": float("inf"), "exp": 0}[form]
     backend.exp_form_min_size = {"float32": size, "float64": size}
+    backend.jit_max_units = 0
     return backend
+
+
+def require_numba() -> None:
+    """Skip without numba (the ``jit`` extra); CI sets LSTM_XP_REQUIRE_NUMBA=1, so there it fails."""
+    if compiled_forward_steps() is None:
+        if os.environ.get("LSTM_XP_REQUIRE_NUMBA") == "1":
+            pytest.fail("LSTM_XP_REQUIRE_NUMBA=1 but numba is not installed (or fails to import)")
+        pytest.skip('numba is not installed: the compiled forward loop needs pip install ".[jit]"')
 
 
 OPTIMIZER_KINDS = ["sgd", "momentum", "nesterov", "adam", "adam_l2", "adamw"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cases import GATE_FORMS, GRID, make_problem, numeric_gradient, numpy_backend, weighted_loss
+from cases import LOOP_FORMS, GRID, make_problem, numeric_gradient, numpy_backend, weighted_loss
 from lstm_xp import LSTM
 
 
@@ -12,7 +12,7 @@ def assert_close(name, analytic, numeric):
                                err_msg=f"gradient of {name}")
 
 
-@pytest.mark.parametrize("form", GATE_FORMS)
+@pytest.mark.parametrize("form", LOOP_FORMS)
 @pytest.mark.parametrize("case", GRID, ids=str)
 def test_every_gradient_matches_finite_differences(case, form, rng):
     T, I, H = 4, 3, 3

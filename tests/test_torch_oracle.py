@@ -6,7 +6,7 @@ CI installs torch and sets LSTM_XP_REQUIRE_TORCH=1, so these never skip there.
 import numpy as np
 import pytest
 
-from cases import GATE_FORMS, GRID, make_problem, numpy_backend
+from cases import LOOP_FORMS, GRID, make_problem, numpy_backend
 from lstm_xp import LSTM, SGD, Adam, CrossEntropyLoss, Linear, MSELoss, clip_grad_norm
 
 
@@ -58,7 +58,7 @@ def assert_matches_torch(torch, ref, ours, x, state, dy, dh, dc):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-10, atol=1e-13, err_msg=key)
 
 
-@pytest.mark.parametrize("form", GATE_FORMS)
+@pytest.mark.parametrize("form", LOOP_FORMS)
 @pytest.mark.parametrize("case", GRID, ids=str)
 def test_float64_matches_torch_to_1e10(torch, case, form, rng):
     T, I, H = 7, 5, 6
@@ -67,7 +67,7 @@ def test_float64_matches_torch_to_1e10(torch, case, form, rng):
     assert_matches_torch(torch, ref, ours, *make_problem(case, rng, T, I, H))
 
 
-@pytest.mark.parametrize("form", GATE_FORMS)
+@pytest.mark.parametrize("form", LOOP_FORMS)
 @pytest.mark.parametrize("case", [GRID[2], GRID[8]], ids=str)
 def test_float32_matches_torch(torch, case, form, rng):
     T, I, H = 9, 4, 8

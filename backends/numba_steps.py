@@ -1,0 +1,61 @@
+"""The forward recurrence of one LSTM direction as one compiled loop (Numba), for tiny shapes.
+
+Where a step is only a few hundred hidden units, the NumPy time loop costs about a dozen
+calls of ~1 us each per step, far more than its arithmetic. This loop runs every step of a
+direction in one call: per step t (in visiting order)
+
+    a_t += h_prev W_hh^T                    (a_t holds x_t W_ih^T + b on entry)
+    i, f, o = sigma(a_i, a_f, a_o)    g = tanh(a_g)      sigma(a) = 1 / (1 + exp(-a))
+    c_t = f c_prev + i g              h_t = o tanh(c_t)
+    c_t, h_t = c_prev, h_prev         where hold[t, b]  (a padded step)
+
+with the activated gates left in ``gates`` for backward, exactly what
+``Backend.lstm_forward_steps`` specifies. exp overflows to inf for a < -88 (float32) or
+-709 (float64), and 1 / (1 + inf) = 0 is the exact limit; compiled code raises no floating-
+point warnings. The bits differ from the NumPy path's (other exp, tanh and summation order),
+so which one runs depends on the shape only (NumpyBackend.jit_max_units).
+
+Importing this module needs numba (the ``jit`` extra); it compiles on first use and caches
+the machine code next to this file when it can.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+
+
+@numba.njit(cache=True)
+def forward_steps(gates, h, c, w_t, hold, reverse):   # pragma: no cover (compiled)
+    """In place, all T steps. gates (T, B, 4H) pre-activations in, activations out;
+    h, c (T+1, B, H) state slots as in lstm_xp.bptt (slot t / t+1 around step t); w_t (H, 4H)
+    = W_hh^T, C-contiguous; hold (T, B, 1) bool, or (0, 0, 1) for none; reverse: visit
+    T-1 ... 0."""
+    T, B, G = gates.shape
+    H = G // 4
+    held_steps = hold.shape[0] > 0
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        prev = t + 1 if reverse else t
+        cur = t if reverse else t + 1
+        a = gates[t]
+        for b in range(B):
+            for k in range(H):
+                h_k = h[prev, b, k]
+                for j in range(G):
+                    a[b, j] += h_k * w_t[k, j]
+            keep = held_steps and hold[t, b, 0]
+            for j in range(H):
+                i = 1.0 / (1.0 + math.exp(-a[b, j]))
+                f = 1.0 / (1.0 + math.exp(-a[b, H + j]))
+                g = math.tanh(a[b, 2 * H + j])
+                o = 1.0 / (1.0 + math.exp(-a[b, 3 * H + j]))
+                a[b, j], a[b, H + j], a[b, 2 * H + j], a[b, 3 * H + j] = i, f, g, o
+                if keep:
+                    c[cur, b, j] = c[prev, b, j]
+                    h[cur, b, j] = h[prev, b, j]
+                else:
+                    c_new = f * c[prev, b, j] + i * g
+                    c[cur, b, j] = c_new
+                    h[cur, b, j] = o * math.tanh(c_new)

@@ -1,0 +1,97 @@
+"""The compiled forward loop (backends/numba_steps.py, the ``jit`` extra) against the generic
+one, and the rule that picks it. The gradient and PyTorch checks run it too (cases.LOOP_FORMS)."""
+
+import numpy as np
+import pytest
+
+import backends.numpy_backend as nb
+from backends.base import Backend
+from backends.numpy_backend import NumpyBackend
+from cases import numpy_backend, require_numba
+
+GENERIC = Backend("generic-numpy", np)
+TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-13, atol=1e-14)}
+
+
+def loop_inputs(rng, T, B, H, dtype, padded):
+    gates = (rng.standard_normal((T, B, 4 * H)) * 3).astype(dtype)
+    w_t = (rng.standard_normal((H, 4 * H)) * 0.5).astype(dtype)
+    h = np.full((T + 1, B, H), np.nan, dtype)
+    c = np.full((T + 1, B, H), np.nan, dtype)
+    hold = None
+    if padded:
+        lengths = rng.integers(1, T + 1, size=B)
+        hold = (np.arange(T)[:, None] >= lengths[None, :])[:, :, None]
+    return gates, h, c, w_t, hold
+
+
+def run_loop(backend, gates, h, c, w_t, hold, reverse):
+    gates, h, c = gates.copy(), h.copy(), c.copy()
+    first = gates.shape[0] if reverse else 0
+    rng = np.random.default_rng(5)
+    h[first] = rng.standard_normal(h.shape[1:])
+    c[first] = rng.standard_normal(c.shape[1:])
+    backend.lstm_forward_steps(gates, h, c, w_t, hold, reverse)
+    return gates, h, c
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("T,B,H", [(1, 1, 1), (6, 3, 5), (9, 2, 16)])
+def test_compiled_loop_matches_the_generic_one(T, B, H, padded, reverse, dtype, rng):
+    inputs = loop_inputs(rng, T, B, H, dtype, padded)
+    want = run_loop(GENERIC, *inputs, reverse)
+    got = run_loop(numpy_backend("jit"), *inputs, reverse)
+    for name, a, b in zip(("gates", "h", "c"), got, want):
+        assert a.dtype == np.dtype(dtype), name
+        np.testing.assert_allclose(a, b, err_msg=name, **TOL[dtype])
+    if padded:     # held steps copy the state exactly
+        hold = inputs[4]
+        prev, cur = (1, 0) if reverse else (0, 1)
+        for t, b in zip(*np.nonzero(hold[:, :, 0])):
+            np.testing.assert_array_equal(got[1][t + cur, b], got[1][t + prev, b])
+            np.testing.assert_array_equal(got[2][t + cur, b], got[2][t + prev, b])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_loop_saturates_exactly(dtype):
+    """Pre-activations of +-1e4: exp overflows to inf, and the gates take their exact limits."""
+    jit = numpy_backend("jit")
+    gates = np.array([[[1e4, -1e4, 1e4, -1e4]], [[-1e4, 1e4, -1e4, 1e4]]], dtype=dtype)
+    h, c = np.zeros((3, 1, 1), dtype), np.ones((3, 1, 1), dtype)
+    with np.errstate(all="raise"):
+        jit.lstm_forward_steps(gates, h, c, np.zeros((1, 4), dtype), None, False)
+    np.testing.assert_array_equal(gates[:, 0, :], [[1, 0, 1, 0], [0, 1, -1, 1]])
+    assert np.isfinite(h).all() and np.isfinite(c).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_compiled_loop_runs_up_to_jit_max_units_state_entries(dtype, rng):
+    """By default the compiled loop runs where B*H <= JIT_MAX_UNITS and the NumPy loop above
+    (bit for bit what each gives), whatever the values."""
+    require_numba()
+    H = 16
+    B_max = NumpyBackend.JIT_MAX_UNITS // H
+    for B, form in ((B_max, "jit"), (B_max + 1, "numpy")):
+        inputs = loop_inputs(rng, 4, B, H, dtype, padded=True)
+        got = run_loop(NumpyBackend(), *inputs, False)
+        numpy_loop = NumpyBackend()
+        numpy_loop.jit_max_units = 0
+        want = run_loop(numpy_backend("jit") if form == "jit" else numpy_loop, *inputs, False)
+        other = run_loop(numpy_loop if form == "jit" else numpy_backend("jit"), *inputs, False)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(got[0], other[0])          # the two loops differ in bits
+
+
+def test_without_numba_the_numpy_loop_runs_everywhere(monkeypatch, rng):
+    inputs = loop_inputs(rng, 5, 2, 3, "float64", padded=False)
+    numpy_loop = NumpyBackend()
+    numpy_loop.jit_max_units = 0
+    want = run_loop(numpy_loop, *inputs, True)
+    monkeypatch.setattr(nb, "_compiled", None)       # as when `import numba` fails
+    assert nb.compiled_forward_steps() is None
+    got = run_loop(NumpyBackend(), *inputs, True)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
