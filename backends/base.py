@@ -324,6 +324,27 @@ class Backend:
         for slot, k_gate in enumerate(k):
             gates[..., slot * H:(slot + 1) * H] = k_gate
 
+    def lstm_backward_steps(self, factors, alpha, f_keep, dh, dc, w_hh, dy, hold,
+                            reverse: bool) -> None:
+        """The steps of one block of backward (without projection), in backward's order:
+        s = S-1 ... 0, or 0 ... S-1 for a reverse direction.
+
+        Shapes: factors (S, B, 4H) from :meth:`lstm_backward_factors`, pre-activation
+        gradients on return; alpha, f_keep (S, B, H); dh, dc (B, H) C-contiguous, carried
+        from step to step; w_hh (4H, H); dy (S, B, H) (unit stride along H) or None; hold
+        (S, B, 1) bool or None. Per step: :meth:`lstm_cell_backward_step`, then
+        dh <- da W_hh (added to the dh_t the cell leaves on held rows).
+
+        This version makes those two calls per step; a backend may run the block at once.
+        """
+        steps = range(factors.shape[0])
+        for s in (steps if reverse else reversed(steps)):
+            held = None if hold is None else hold[s, ...]
+            self.lstm_cell_backward_step(factors[s, ...], alpha[s, ...], f_keep[s, ...], dh, dc,
+                                         None if dy is None else dy[s, ...], held)
+            (self.matmul_into if held is None else self.matmul_acc)(factors[s, ...], w_hh,
+                                                                   out=dh)
+
     def lstm_cell_backward_step(self, factors, alpha, f, dh, dc, dy=None, hold=None) -> None:
         """Gradients of one LSTM step, the reverse of :meth:`lstm_cell_forward`.
 

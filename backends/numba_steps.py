@@ -1,8 +1,9 @@
-"""The forward recurrence of one LSTM direction as one compiled loop (Numba), for tiny shapes.
+"""The time loops of one LSTM direction as compiled loops (Numba), for tiny shapes.
 
 Where a step is only a few hundred hidden units, the NumPy time loop costs about a dozen
-calls of ~1 us each per step, far more than its arithmetic. This loop runs every step of a
-direction in one call: per step t (in visiting order)
+calls of ~1 us each per step, far more than its arithmetic. ``forward_steps`` runs every
+step of a direction's forward in one call, ``backward_steps`` every step of a block of
+backward. Forward, per step t (in visiting order):
 
     a_t += h_prev W_hh^T                    (a_t holds x_t W_ih^T + b on entry)
     i, f, o = sigma(a_i, a_f, a_o)    g = tanh(a_g)      sigma(a) = 1 / (1 + exp(-a))
@@ -10,7 +11,8 @@ direction in one call: per step t (in visiting order)
     c_t, h_t = c_prev, h_prev         where hold[t, b]  (a padded step)
 
 with the activated gates left in ``gates`` for backward, exactly what
-``Backend.lstm_forward_steps`` specifies. exp overflows to inf for a < -88 (float32) or
+``Backend.lstm_forward_steps`` specifies; backward, what ``Backend.lstm_backward_steps``
+specifies. exp overflows to inf for a < -88 (float32) or
 -709 (float64), and 1 / (1 + inf) = 0 is the exact limit; compiled code raises no floating-
 point warnings. The bits differ from the NumPy path's (other exp, tanh and summation order),
 so which one runs depends on the shape only (NumpyBackend.jit_max_units).
@@ -59,3 +61,39 @@ def forward_steps(gates, h, c, w_t, hold, reverse):   # pragma: no cover (compil
                     c_new = f * c[prev, b, j] + i * g
                     c[cur, b, j] = c_new
                     h[cur, b, j] = o * math.tanh(c_new)
+
+
+@numba.njit(cache=True)
+def backward_steps(factors, alpha, f_keep, dh, dc, w_hh, dy, hold, reverse):  # pragma: no cover
+    """In place, the S steps of a block in backward's order (S-1 ... 0, or 0 ... S-1 for a
+    reverse direction). factors (S, B, 4H) [k_i k_f k_g k_o] in, da out; alpha, f_keep
+    (S, B, H); dh, dc (B, H) C-contiguous, dL/dh_t and dL/dc_t through the next step on entry,
+    those of the block's first step's previous state on return; w_hh (4H, H); dy (S, B, H),
+    or (0, 0, 0) for none; hold (S, B, 1) bool, or (0, 0, 1) for none. Per step and row:
+
+        dh_t = dh + dy_t        dc_t = dc + dh_t alpha        dc <- dc_t f
+        da = [k_i dc_t, k_f dc_t, k_g dc_t, k_o dh_t]
+        dh <- da W_hh  (+ dh_t on held rows, whose factors are zero)
+    """
+    S, B, G = factors.shape
+    H = G // 4
+    with_dy = dy.shape[0] > 0
+    held_steps = hold.shape[0] > 0
+    for n in range(S):
+        s = n if reverse else S - 1 - n
+        da = factors[s]
+        for b in range(B):
+            keep = held_steps and hold[s, b, 0]
+            for j in range(H):
+                dh_t = dh[b, j] + dy[s, b, j] if with_dy else dh[b, j]
+                dc_t = dc[b, j] + dh_t * alpha[s, b, j]
+                da[b, j] *= dc_t
+                da[b, H + j] *= dc_t
+                da[b, 2 * H + j] *= dc_t
+                da[b, 3 * H + j] *= dh_t
+                dc[b, j] = dc_t * f_keep[s, b, j]
+                dh[b, j] = dh_t if keep else 0.0
+            for g in range(G):
+                da_g = da[b, g]
+                for j in range(H):
+                    dh[b, j] += da_g * w_hh[g, j]

@@ -12,19 +12,19 @@ import numpy as np
 from .base import Backend
 
 _MAX_CACHED = 64      # scratch arrays / gate-constant sets kept between calls, at most
-_NO_HOLD = np.zeros((0, 0, 1), dtype=bool)     # the compiled loop's "no padded steps"
+_NO_HOLD = np.zeros((0, 0, 1), dtype=bool)     # the compiled loops' "no padded steps"
 
 
-def compiled_forward_steps():
-    """backends.numba_steps.forward_steps, or None where numba (the ``jit`` extra) is not
+def compiled_loops():
+    """The module backends.numba_steps, or None where numba (the ``jit`` extra) is not
     installed or does not import. Imported on first use: numba takes about a second."""
     global _compiled
     if _compiled is False:
         try:
-            from .numba_steps import forward_steps
+            from . import numba_steps
         except ImportError:
-            forward_steps = None
-        _compiled = forward_steps
+            numba_steps = None
+        _compiled = numba_steps
     return _compiled
 
 
@@ -226,7 +226,7 @@ class NumpyBackend(Backend):
         np.divide(num, tmp, out=tmp)
         np.subtract(p, tmp, out=p)
 
-    # The forward recurrence as one compiled loop (backends/numba_steps.py) where a step has
+    # The time loops, forward and backward, compiled (backends/numba_steps.py) where a step has
     # at most this many state entries B*H and numba is installed: there the NumPy loop's ~12
     # calls per step cost more than the step's arithmetic. Above it the NumPy loop is faster
     # (SIMD exp/tanh and BLAS against scalar loops): one direction's forward, compiled /
@@ -235,12 +235,26 @@ class NumpyBackend(Backend):
     # path's, so the choice depends on the shape (and on numba being there), never on values.
     JIT_MAX_UNITS = 256
 
+    def _loops_for(self, state):
+        """backends.numba_steps where it runs the loops for states ``state`` (.., B, H)."""
+        return compiled_loops() if state.shape[-2] * state.shape[-1] <= self.jit_max_units else None
+
     def lstm_forward_steps(self, gates, h, c, w_hh_t, hold, reverse: bool) -> None:
-        steps = compiled_forward_steps() if c.shape[1] * c.shape[2] <= self.jit_max_units else None
-        if steps is None:
+        loops = self._loops_for(c)
+        if loops is None:
             super().lstm_forward_steps(gates, h, c, w_hh_t, hold, reverse)
         else:
-            steps(gates, h, c, w_hh_t, _NO_HOLD if hold is None else hold, reverse)
+            loops.forward_steps(gates, h, c, w_hh_t, _NO_HOLD if hold is None else hold, reverse)
+
+    def lstm_backward_steps(self, factors, alpha, f_keep, dh, dc, w_hh, dy, hold,
+                            reverse: bool) -> None:
+        loops = self._loops_for(dc)
+        if loops is None:
+            super().lstm_backward_steps(factors, alpha, f_keep, dh, dc, w_hh, dy, hold, reverse)
+        else:
+            no_dy = np.zeros((0, 0, 0), dtype=dc.dtype)
+            loops.backward_steps(factors, alpha, f_keep, dh, dc, w_hh, no_dy if dy is None else dy,
+                                 _NO_HOLD if hold is None else hold, reverse)
 
     def lstm_cell_forward(self, gates, c_prev, c, h, h_prev=None, hold=None) -> None:
         H = c_prev.shape[-1]

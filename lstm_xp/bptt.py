@@ -233,23 +233,22 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
                                       c[lo + cur:hi + cur, ...], alpha[:n_steps, ...],
                                       f_gate[:n_steps, ...],
                                       None if hold is None else hold[lo:hi, ...])
-        for t in block:
+        if m is None:    # per step: the cell's backward, then dL/dh_prev = da_t W_hh
+            backend.lstm_backward_steps(gates[lo:hi, ...], alpha[:n_steps, ...],
+                                        f_gate[:n_steps, ...], dh, dc, w_hh,
+                                        None if dy_cell is None else dy_cell[lo:hi, ...],
+                                        None if hold is None else hold[lo:hi, ...], tape.reverse)
+            continue
+        for t in block:    # with a projection: dm_t = dh_t W_hr takes dh's place in the cell
             gates_t = gates[t, ...]                     # factors k_t in, da_t out
             held = None if hold is None else hold[t, ...]
             dy_t = None if dy_cell is None else dy_cell[t, ...]
-            if m is None:
-                backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...], f_gate[t - lo, ...],
-                                                dh, dc, dy_t, held)
-                # dL/dh_prev = da_t W_hh; held rows (da_t = 0) keep the dh_t the cell left
-                (backend.matmul_into if held is None else backend.matmul_acc)(
-                    gates_t, w_hh, out=dh)
-            else:
-                backend.matmul_into(dh_slots[t + cur, ...], w_hr, out=dm)
-                backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...], f_gate[t - lo, ...],
-                                                dm, dc, dy_t)
-                backend.matmul_into(gates_t, w_hh, out=dh_slots[t + prev, ...])
-                if held is not None:    # padded rows pass dh straight through
-                    backend.keep_where(dh_slots[t + prev, ...], dh_slots[t + cur, ...], held)
+            backend.matmul_into(dh_slots[t + cur, ...], w_hr, out=dm)
+            backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...], f_gate[t - lo, ...],
+                                            dm, dc, dy_t)
+            backend.matmul_into(gates_t, w_hh, out=dh_slots[t + prev, ...])
+            if held is not None:    # padded rows pass dh straight through
+                backend.keep_where(dh_slots[t + prev, ...], dh_slots[t + cur, ...], held)
     da = xp.reshape(gates, (T * B, 4 * H))
     backend.matmul_acc(da.T, xp.reshape(tape.x, (T * B, I)), out=grads["w_ih"])
     backend.matmul_acc(da.T, xp.reshape(tape.previous_h(), (T * B, P)), out=grads["w_hh"])

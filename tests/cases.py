@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from backends.numpy_backend import NumpyBackend, compiled_forward_steps
+from backends.numpy_backend import NumpyBackend, compiled_loops
 
 
 @dataclass(frozen=True)
@@ -98,15 +98,15 @@ def numeric_gradient(f, a, eps=1e-6):
 # The NumPy backend activates the gates in one of two forms, chosen by the batch's size
 # (NumpyBackend.exp_form_min_size); the small test shapes would only ever see one of them.
 GATE_FORMS = ("tanh", "exp")
-# Where numba is installed it also runs the forward recurrence as one compiled loop at tiny
-# shapes (NumpyBackend.jit_max_units), which the test shapes all are; "jit" forces that loop,
-# the gate forms force the NumPy loop.
+# Where numba is installed it also runs the time loops as compiled loops at tiny shapes
+# (NumpyBackend.jit_max_units), which the test shapes all are; "jit" forces those loops, the
+# gate forms force the NumPy loop.
 LOOP_FORMS = GATE_FORMS + ("jit",)
 
 
 def numpy_backend(form: str) -> NumpyBackend:
     """A NumPy backend that runs the NumPy time loop with gate form ``form`` ("tanh" or
-    "exp") at every size, or (``form`` "jit") the compiled forward loop at every size."""
+    "exp") at every size, or (``form`` "jit") the compiled loops at every size."""
     backend = NumpyBackend()
     if form == "jit":
         require_numba()
@@ -120,10 +120,10 @@ def numpy_backend(form: str) -> NumpyBackend:
 
 def require_numba() -> None:
     """Skip without numba (the ``jit`` extra); CI sets LSTM_XP_REQUIRE_NUMBA=1, so there it fails."""
-    if compiled_forward_steps() is None:
+    if compiled_loops() is None:
         if os.environ.get("LSTM_XP_REQUIRE_NUMBA") == "1":
             pytest.fail("LSTM_XP_REQUIRE_NUMBA=1 but numba is not installed (or fails to import)")
-        pytest.skip('numba is not installed: the compiled forward loop needs pip install ".[jit]"')
+        pytest.skip('numba is not installed: the compiled loops need pip install ".[jit]"')
 
 
 OPTIMIZER_KINDS = ["sgd", "momentum", "nesterov", "adam", "adam_l2", "adamw"]

@@ -1,5 +1,6 @@
-"""The compiled forward loop (backends/numba_steps.py, the ``jit`` extra) against the generic
-one, and the rule that picks it. The gradient and PyTorch checks run it too (cases.LOOP_FORMS)."""
+"""The compiled time loops (backends/numba_steps.py, the ``jit`` extra) against the generic
+ones, and the rule that picks them. The gradient and PyTorch checks run them too
+(cases.LOOP_FORMS)."""
 
 import numpy as np
 import pytest
@@ -54,6 +55,35 @@ def test_compiled_loop_matches_the_generic_one(T, B, H, padded, reverse, dtype, 
             np.testing.assert_array_equal(got[2][t + cur, b], got[2][t + prev, b])
 
 
+def run_backward(backend, rng, S, B, H, dtype, padded, with_dy, reverse):
+    r = np.random.default_rng(rng.integers(1 << 30))
+    factors = r.standard_normal((S, B, 4 * H)).astype(dtype)
+    alpha, f_keep = (r.standard_normal((2, S, B, H)) * 0.5).astype(dtype)
+    dh, dc = r.standard_normal((2, B, H)).astype(dtype)
+    w_hh = (r.standard_normal((4 * H, H)) / np.sqrt(4 * H)).astype(dtype)   # dh stays O(1)
+    # dy with a row stride wider than H, as a bidirectional layer's slice of dL/dy is
+    dy = r.standard_normal((S, B, 2 * H)).astype(dtype)[:, :, :H] if with_dy else None
+    hold = (r.random((S, B, 1)) < 0.3) if padded else None
+    dh, dc = dh.copy(), dc.copy()
+    backend.lstm_backward_steps(factors, alpha, f_keep, dh, dc, w_hh, dy, hold, reverse)
+    return factors, dh, dc
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("padded,with_dy", [(False, True), (True, True), (False, False)])
+@pytest.mark.parametrize("S,B,H", [(1, 1, 1), (5, 3, 4), (7, 2, 16)])
+def test_compiled_backward_block_matches_the_generic_one(S, B, H, padded, with_dy, reverse,
+                                                         dtype):
+    want = run_backward(GENERIC, np.random.default_rng(11), S, B, H, dtype, padded, with_dy,
+                        reverse)
+    got = run_backward(numpy_backend("jit"), np.random.default_rng(11), S, B, H, dtype, padded,
+                       with_dy, reverse)
+    for name, a, b in zip(("da", "dh", "dc"), got, want):
+        assert a.dtype == np.dtype(dtype), name
+        np.testing.assert_allclose(a, b, err_msg=name, **TOL[dtype])
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_compiled_loop_saturates_exactly(dtype):
     """Pre-activations of +-1e4: exp overflows to inf, and the gates take their exact limits."""
@@ -91,7 +121,7 @@ def test_without_numba_the_numpy_loop_runs_everywhere(monkeypatch, rng):
     numpy_loop.jit_max_units = 0
     want = run_loop(numpy_loop, *inputs, True)
     monkeypatch.setattr(nb, "_compiled", None)       # as when `import numba` fails
-    assert nb.compiled_forward_steps() is None
+    assert nb.compiled_loops() is None
     got = run_loop(NumpyBackend(), *inputs, True)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
