@@ -386,8 +386,10 @@ def main(argv=None) -> int:
     print(f"# lstm-xp {lstm_xp.__version__} vs torch "
           f"{torch.__version__ if torch else '(not run)'} on {args.device}, {args.dtype}")
     extra = ""
+    if args.device == "cpu":
+        extra = _jit_note(backend)
     if torch is not None and args.device == "cpu":
-        extra = f", threads: OpenBLAS {_blas_threads()}, torch {torch.get_num_threads()}"
+        extra += f", threads: OpenBLAS {_blas_threads()}, torch {torch.get_num_threads()}"
     elif torch is not None:
         extra = (f", torch TF32: cudnn {torch.backends.cudnn.allow_tf32}, "
                  f"matmul {torch.backends.cuda.matmul.allow_tf32}")
@@ -432,6 +434,15 @@ def main(argv=None) -> int:
 def _percent_of(row, peak: float) -> list:
     """A table row with its GFLOP/s value (column 8) as a percentage of ``peak``."""
     return row[:8] + [f"{100 * row[8] / peak:.0f}%"] + row[9:]
+
+
+def _jit_note(backend) -> str:
+    """Whether lstm-xp's compiled time loops (numba, the ``jit`` extra) run, and where."""
+    from backends.numpy_backend import compiled_loops
+    if compiled_loops() is None or not backend.jit_max_units:
+        return ", no numba (NumPy time loops everywhere)"
+    import numba
+    return f", numba {numba.__version__} (compiled time loops at B*H <= {backend.jit_max_units})"
 
 
 def _blas_threads() -> int:
