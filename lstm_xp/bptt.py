@@ -20,7 +20,10 @@ Cost per direction: one (T*B, I) x (I, 4H) GEMM for the input projection of ever
 then per step one (B, H) x (H, 4H) GEMM and one fused cell pass; backward mirrors it
 (one cell pass and one (B, 4H) x (4H, H) GEMM per step, plus one pass per block of steps
 for the local derivatives) and computes dW_ih, dW_hh, db and dx after the loop as single
-GEMMs / reductions over all steps.
+GEMMs / reductions over all steps. Without a projection the two time loops are backend
+primitives (Backend.lstm_forward_steps, Backend.lstm_backward_steps) whose generic versions make
+exactly these per-step calls; the NumPy backend runs them as compiled loops at tiny shapes
+where numba is installed.
 
 Projection (LSTMP, ``proj_size`` P > 0, as torch.nn.LSTM): the cell's output m_t = o_t * tanh(c_t)
 (B, H) is projected, h_t = m_t W_hr^T with W_hr (P, H), so h and W_hh's columns have P
