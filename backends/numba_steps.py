@@ -18,7 +18,8 @@ point warnings. The bits differ from the NumPy path's (other exp, tanh and summa
 so which one runs depends on the shape only (NumpyBackend.jit_max_units).
 
 Importing this module needs numba (the ``jit`` extra); it compiles on first use and caches
-the machine code next to this file when it can.
+the machine code on disk where numba finds a writable place (next to this file, or the
+user's cache folder), else compiles in every process.
 """
 
 from __future__ import annotations
@@ -28,7 +29,16 @@ import math
 import numba
 
 
-@numba.njit(cache=True)
+def _compiled(fn):
+    """numba.njit with numba's on-disk cache, or without it where numba finds no writable
+    place for one (a read-only install and home folder): then it raises at decoration."""
+    try:
+        return numba.njit(cache=True)(fn)
+    except RuntimeError:                 # "cannot cache function ...: no locator available"
+        return numba.njit(fn)
+
+
+@_compiled
 def forward_steps(gates, h, c, w_t, hold, reverse):   # pragma: no cover (compiled)
     """In place, all T steps. gates (T, B, 4H) pre-activations in, activations out;
     h, c (T+1, B, H) state slots as in lstm_xp.bptt (slot t / t+1 around step t); w_t (H, 4H)
@@ -63,7 +73,7 @@ def forward_steps(gates, h, c, w_t, hold, reverse):   # pragma: no cover (compil
                     h[cur, b, j] = o * math.tanh(c_new)
 
 
-@numba.njit(cache=True)
+@_compiled
 def backward_steps(factors, alpha, f_keep, dh, dc, w_hh, dy, hold, reverse):  # pragma: no cover
     """In place, the S steps of a block in backward's order (S-1 ... 0, or 0 ... S-1 for a
     reverse direction). factors (S, B, 4H) [k_i k_f k_g k_o] in, da out; alpha, f_keep

@@ -7,6 +7,8 @@ loop allocates nothing in steady state and makes as few passes over memory as it
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .base import Backend
@@ -17,12 +19,18 @@ _NO_HOLD = np.zeros((0, 0, 1), dtype=bool)     # the compiled loops' "no padded 
 
 def compiled_loops():
     """The module backends.numba_steps, or None where numba (the ``jit`` extra) is not
-    installed or does not import. Imported on first use: numba takes about a second."""
+    installed or fails to load (then with one warning saying why: the NumPy loop runs, as
+    correct and slower). Imported on first use: numba takes about a second."""
     global _compiled
     if _compiled is False:
         try:
             from . import numba_steps
         except ImportError:
+            numba_steps = None
+        except Exception as err:       # numba is there but broken: say so once, carry on
+            warnings.warn(f"lstm-xp: numba is installed but its compiled time loops failed to "
+                          f"load ({type(err).__name__}: {err}); the NumPy loop runs instead",
+                          RuntimeWarning, stacklevel=2)
             numba_steps = None
         _compiled = numba_steps
     return _compiled

@@ -439,9 +439,11 @@ def _percent_of(row, peak: float) -> list:
 def _jit_note(backend) -> str:
     """Whether lstm-xp's compiled time loops (numba, the ``jit`` extra) run, and where."""
     from backends.numpy_backend import compiled_loops
-    if compiled_loops() is None or not backend.jit_max_units:
+    if compiled_loops() is None:
         return ", no numba (NumPy time loops everywhere)"
     import numba
+    if not backend.jit_max_units:
+        return f", numba {numba.__version__} (compiled time loops off)"
     return f", numba {numba.__version__} (compiled time loops at B*H <= {backend.jit_max_units})"
 
 

@@ -125,3 +125,85 @@ def test_without_numba_the_numpy_loop_runs_everywhere(monkeypatch, rng):
     got = run_loop(NumpyBackend(), *inputs, True)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+def lstm_gradients(backend, x, lengths=None, block_bytes=None):
+    from lstm_xp import LSTM
+    if block_bytes is not None:
+        backend.backward_block_bytes = block_bytes
+    lstm = LSTM(x.shape[-1], 16, bidirectional=True, dtype=x.dtype.name, seed=4, device=backend)
+    y, (h_n, c_n) = lstm.forward(x, lengths=lengths)
+    dx, (dh0, dc0) = lstm.backward(np.cos(y), (h_n, c_n))
+    return [y, dx, dh0, dc0] + [g.copy() for g in lstm.grads.values()]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_backward_over_many_blocks_equals_one_block(dtype, rng):
+    """dh and dc carry across blocks: blocks of 3 steps (not dividing T) give the bits of one."""
+    x = rng.standard_normal((8, 4, 3)).astype(dtype)
+    lengths = np.array([8, 2, 5, 1])
+    one = lstm_gradients(numpy_backend("jit"), x, lengths)
+    blocks = numpy_backend("jit")
+    many = lstm_gradients(blocks, x, lengths, block_bytes=3 * 4 * 4 * 16 * x.dtype.itemsize)
+    assert blocks.backward_block_steps(8, 4, 16, x.dtype.itemsize) == 3
+    for a, b in zip(many, one):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_size_rule_holds_for_backward_too(rng):
+    """A whole training step (both loops) at B*H = JIT_MAX_UNITS is the compiled loops' and
+    one row more the NumPy loop's, bit for bit."""
+    require_numba()
+    B_max = NumpyBackend.JIT_MAX_UNITS // 16
+    for B, form in ((B_max, "jit"), (B_max + 1, "tanh")):
+        x = rng.standard_normal((5, B, 3))
+        forced = numpy_backend(form)
+        forced.exp_form_min_size = NumpyBackend().exp_form_min_size      # the default forms
+        for a, b in zip(lstm_gradients(NumpyBackend(), x), lstm_gradients(forced, x)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_without_a_writable_cache_the_loops_compile_uncached(monkeypatch, rng):
+    """A read-only install and home folder: numba refuses cache=True at decoration; the
+    module then compiles without a cache instead of failing."""
+    require_numba()
+    import importlib
+    import sys
+    import backends
+    from numba.core import caching
+
+    def no_place(self):
+        raise PermissionError("read-only")
+    monkeypatch.setattr(caching._CacheLocator, "ensure_cache_path", no_place)
+    monkeypatch.delitem(sys.modules, "backends.numba_steps")
+    monkeypatch.setattr(backends, "numba_steps", None, raising=False)
+    module = importlib.import_module("backends.numba_steps")
+
+    class Uncached:
+        def lstm_forward_steps(self, gates, h, c, w_t, hold, reverse):
+            module.forward_steps(gates, h, c, w_t, hold, reverse)
+    inputs = loop_inputs(rng, 3, 2, 2, "float64", padded=True)
+    for a, b in zip(run_loop(Uncached(), *inputs, False), run_loop(GENERIC, *inputs, False)):
+        np.testing.assert_allclose(a, b, **TOL["float64"])
+
+
+def test_a_broken_numba_warns_once_and_the_numpy_loop_runs(monkeypatch, rng):
+    require_numba()
+    import sys
+    import numba
+    import backends
+
+    def broken(*args, **kwargs):
+        raise ValueError("broken numba")
+    monkeypatch.setattr(numba, "njit", broken)
+    monkeypatch.delitem(sys.modules, "backends.numba_steps")
+    monkeypatch.delattr(backends, "numba_steps", raising=False)     # so that it loads again
+    monkeypatch.setattr(nb, "_compiled", False)
+    with pytest.warns(RuntimeWarning, match="NumPy loop runs instead"):
+        assert nb.compiled_loops() is None
+    assert nb.compiled_loops() is None                 # decided once: no second warning
+    inputs = loop_inputs(rng, 4, 2, 3, "float64", padded=False)
+    numpy_loop = NumpyBackend()
+    numpy_loop.jit_max_units = 0
+    for a, b in zip(run_loop(NumpyBackend(), *inputs, False), run_loop(numpy_loop, *inputs, False)):
+        np.testing.assert_array_equal(a, b)
