@@ -2,16 +2,28 @@
 ones, and the rule that picks them. The gradient and PyTorch checks run them too
 (cases.LOOP_FORMS)."""
 
+import importlib
+import sys
+
 import numpy as np
 import pytest
 
+import backends
 import backends.numpy_backend as nb
 from backends.base import Backend
 from backends.numpy_backend import NumpyBackend
 from cases import numpy_backend, require_numba
+from lstm_xp import LSTM
 
 GENERIC = Backend("generic-numpy", np)
 TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-13, atol=1e-14)}
+
+
+def numpy_loop() -> NumpyBackend:
+    """The default NumPy backend with the compiled loops off (its gate forms as they are)."""
+    backend = NumpyBackend()
+    backend.jit_max_units = 0
+    return backend
 
 
 def loop_inputs(rng, T, B, H, dtype, padded):
@@ -106,10 +118,8 @@ def test_the_compiled_loop_runs_up_to_jit_max_units_state_entries(dtype, rng):
     for B, form in ((B_max, "jit"), (B_max + 1, "numpy")):
         inputs = loop_inputs(rng, 4, B, H, dtype, padded=True)
         got = run_loop(NumpyBackend(), *inputs, False)
-        numpy_loop = NumpyBackend()
-        numpy_loop.jit_max_units = 0
-        want = run_loop(numpy_backend("jit") if form == "jit" else numpy_loop, *inputs, False)
-        other = run_loop(numpy_loop if form == "jit" else numpy_backend("jit"), *inputs, False)
+        want = run_loop(numpy_backend("jit") if form == "jit" else numpy_loop(), *inputs, False)
+        other = run_loop(numpy_loop() if form == "jit" else numpy_backend("jit"), *inputs, False)
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
         assert not np.array_equal(got[0], other[0])          # the two loops differ in bits
@@ -117,9 +127,7 @@ def test_the_compiled_loop_runs_up_to_jit_max_units_state_entries(dtype, rng):
 
 def test_without_numba_the_numpy_loop_runs_everywhere(monkeypatch, rng):
     inputs = loop_inputs(rng, 5, 2, 3, "float64", padded=False)
-    numpy_loop = NumpyBackend()
-    numpy_loop.jit_max_units = 0
-    want = run_loop(numpy_loop, *inputs, True)
+    want = run_loop(numpy_loop(), *inputs, True)
     monkeypatch.setattr(nb, "_compiled", None)       # as when `import numba` fails
     assert nb.compiled_loops() is None
     got = run_loop(NumpyBackend(), *inputs, True)
@@ -128,7 +136,6 @@ def test_without_numba_the_numpy_loop_runs_everywhere(monkeypatch, rng):
 
 
 def lstm_gradients(backend, x, lengths=None, block_bytes=None):
-    from lstm_xp import LSTM
     if block_bytes is not None:
         backend.backward_block_bytes = block_bytes
     lstm = LSTM(x.shape[-1], 16, bidirectional=True, dtype=x.dtype.name, seed=4, device=backend)
@@ -167,9 +174,6 @@ def test_without_a_writable_cache_the_loops_compile_uncached(monkeypatch, rng):
     """A read-only install and home folder: numba refuses cache=True at decoration; the
     module then compiles without a cache instead of failing."""
     require_numba()
-    import importlib
-    import sys
-    import backends
     from numba.core import caching
 
     def no_place(self):
@@ -189,9 +193,7 @@ def test_without_a_writable_cache_the_loops_compile_uncached(monkeypatch, rng):
 
 def test_a_broken_numba_warns_once_and_the_numpy_loop_runs(monkeypatch, rng):
     require_numba()
-    import sys
     import numba
-    import backends
 
     def broken(*args, **kwargs):
         raise ValueError("broken numba")
@@ -203,7 +205,5 @@ def test_a_broken_numba_warns_once_and_the_numpy_loop_runs(monkeypatch, rng):
         assert nb.compiled_loops() is None
     assert nb.compiled_loops() is None                 # decided once: no second warning
     inputs = loop_inputs(rng, 4, 2, 3, "float64", padded=False)
-    numpy_loop = NumpyBackend()
-    numpy_loop.jit_max_units = 0
-    for a, b in zip(run_loop(NumpyBackend(), *inputs, False), run_loop(numpy_loop, *inputs, False)):
+    for a, b in zip(run_loop(NumpyBackend(), *inputs, False), run_loop(numpy_loop(), *inputs, False)):
         np.testing.assert_array_equal(a, b)
