@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .base import FLOAT_DTYPES, Backend, BackendUnavailableError, manual_seed
+from .base import (FLOAT_DTYPES, Backend, BackendUnavailableError, check_seed, manual_seed,
+                   parameter_generator)
 from .install import install_command
 
 __all__ = ["Backend", "BackendUnavailableError", "FLOAT_DTYPES", "DEVICES", "get_backend",
            "backend_of", "register_backend", "device_names", "install_command", "manual_seed",
-           "pin_gpu"]
+           "pin_gpu", "check_seed", "parameter_generator"]
 
 DEVICES = ("cpu", "gpu", "auto")     # what command lines offer; device_names() adds aliases
 

@@ -19,15 +19,42 @@ FLOAT_DTYPES = ("float32", "float64")
 # every backend object made so far, so that manual_seed reaches each one's generator
 _ALL_BACKENDS: weakref.WeakSet = weakref.WeakSet()
 _SEED = [None]
+# the stream layers built with seed=None draw their initial parameters from
+_PARAMETER_RNG = [np.random.default_rng()]
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as an int, or ValueError unless it is an integer >= 0 (not a bool, a float
+    or an array)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 def manual_seed(seed) -> None:
-    """Seed the random generator of every backend, present and future (dropout masks)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    _SEED[0] = int(seed)
+    """Seed every random draw lstm-xp makes, as ``torch.manual_seed``: the generator of every
+    backend, present and future (dropout masks), and the stream that layers built with
+    ``seed=None`` draw their initial parameters from (:func:`parameter_generator`)."""
+    seed = check_seed(seed)
+    _SEED[0] = seed
+    # a child stream of the same seed: initialisations and masks do not share draws
+    _PARAMETER_RNG[0] = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
     for backend in list(_ALL_BACKENDS):
-        backend.manual_seed(int(seed))
+        backend.manual_seed(seed)
+
+
+def parameter_generator(seed=None) -> np.random.Generator:
+    """The host generator a layer draws its initial parameters from.
+
+    An explicit ``seed`` (an integer >= 0) gets a generator of its own, so the layer's
+    parameters depend on that seed alone. ``seed=None`` gets the process's shared stream:
+    fresh entropy until :func:`manual_seed` restarts it, so that a script calling
+    ``manual_seed(0)`` once builds the same layers in every run (each layer takes the next
+    draws, as in torch).
+    """
+    if seed is None:
+        return _PARAMETER_RNG[0]
+    return np.random.default_rng(check_seed(seed))
 
 
 class BackendUnavailableError(RuntimeError):
@@ -62,11 +89,14 @@ class Backend:
     def dtype(self, dtype):
         """The ``xp`` dtype for ``"float32"``/``"float64"`` (or a NumPy/xp dtype of that name)."""
         name = dtype
-        if dtype is not None and not isinstance(dtype, str):
+        if isinstance(dtype, (np.dtype, type)):          # np.float32, np.dtype("f4"), float
             try:
                 name = np.dtype(dtype).name
             except TypeError:
                 name = self.dtype_name(dtype)
+        elif dtype is not None and not isinstance(dtype, str):
+            # another library's dtype object (array_api_strict's); never an array or number
+            name = self.dtype_name(dtype) if type(dtype).__module__ != "numpy" else None
         if name not in FLOAT_DTYPES:
             raise ValueError(f"dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
         return getattr(self.xp, name)

@@ -9,6 +9,7 @@ with an error that names the argument, what was expected and what was given.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -92,7 +93,8 @@ def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False, owner
         a: a NumPy array, an array of ``backend``, or a Python number/nested list.
         name: the argument's name, used in error messages.
         dtype: the layer's ``xp`` dtype; floating arrays must already have it (no silent
-            precision change); Python numbers/lists are converted to it.
+            precision change); Python numbers/lists are converted to it. None: any of
+            float32 and float64, kept (Python numbers/lists become float64).
         ndims: allowed numbers of dimensions (tuple), or None for any.
         copy: return a copy even where ``a`` could be used as it is.
         owner: what ``dtype`` belongs to, for messages (default: the layer); e.g. "pred".
@@ -101,9 +103,9 @@ def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False, owner
         TypeError: wrong array library or device, non-floating or mismatched dtype.
         ValueError: wrong number of dimensions.
     """
-    want = backend.dtype_name(dtype)
-    if isinstance(a, (list, tuple, int, float)):
-        a = np.asarray(a, dtype=want)
+    want = None if dtype is None else backend.dtype_name(dtype)
+    if isinstance(a, (list, tuple, int, float)) and not isinstance(a, bool):
+        a = np.asarray(python_numbers(a, name), dtype=want or "float64")
     if backend.owns(a):
         got = backend.dtype_name(a.dtype)
     else:
@@ -118,11 +120,16 @@ def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False, owner
                             f"{type(a).__module__}.{type(a).__name__}{hint}")
         a = host
         got = a.dtype.name
-    if not got.startswith("float"):
+    if want is None:                  # a layer without a dtype: float32 or float64, kept
+        if got not in ("float32", "float64"):
+            raise TypeError(f"{name} has dtype {got} but must be float32 or float64; convert "
+                            f"it with .astype('float32')")
+        dtype = backend.dtype(got)
+    elif not got.startswith("float"):
         whose = f"{owner}'s dtype" if owner else "the layer's dtype"
         raise TypeError(f"{name} has dtype {got} but must be floating point ({want}, {whose}); "
                         f"convert it with .astype('{want}')")
-    if got != want:
+    elif got != want:
         if owner:
             raise TypeError(f"{name} has dtype {got} but {owner} has dtype {want}; convert it "
                             f"with .astype('{want}')")
@@ -134,6 +141,35 @@ def as_input(backend, a, name: str, dtype, ndims=None, copy: bool = False, owner
     return backend.asarray(a, dtype=dtype, copy=True if copy else None)
 
 
+def rows_contiguous(backend, a):
+    """``a`` itself if each row (last axis) is contiguous and no stride is negative, else a
+    C-contiguous copy: what the per-step primitives need of dy (the CUDA cell reads a row as
+    one run of memory from a row pointer)."""
+    strides = getattr(a, "strides", None)        # None: an array library without strides
+    if strides is None or (all(s >= 0 for s in strides)
+                           and (a.shape[-1] <= 1 or strides[-1] == a.dtype.itemsize)):
+        return a
+    out = backend.empty(tuple(a.shape), a.dtype)
+    out[...] = a
+    return out
+
+
+def python_numbers(a, name: str) -> np.ndarray:
+    """A Python number or (nested) list/tuple of numbers as a NumPy array, or an error naming
+    ``name``: ValueError for ragged nesting, TypeError for strings, complex numbers or other
+    objects inside."""
+    try:
+        host = np.asarray(a)
+    except (ValueError, TypeError):     # NumPy's "inhomogeneous shape" for ragged nesting
+        raise ValueError(f"{name} must be a rectangular array; the nested lists given have "
+                         f"rows of different lengths") from None
+    if host.dtype.kind not in "biuf":
+        what = {"c": "complex numbers", "U": "strings", "S": "bytes"}.get(host.dtype.kind,
+                                                                          "non-numbers")
+        raise TypeError(f"{name} must hold real numbers, got a {type(a).__name__} of {what}")
+    return host
+
+
 def check_shape(name: str, a, expected: tuple, meaning: str = "") -> None:
     """Raise ValueError unless ``a.shape == expected``; ``meaning`` spells out the axes."""
     if tuple(a.shape) != tuple(expected):
@@ -142,11 +178,39 @@ def check_shape(name: str, a, expected: tuple, meaning: str = "") -> None:
                          f"got {tuple(a.shape)}")
 
 
+# sizes past this cannot be allocated anyway, and BLAS indexes with 32-bit integers
+MAX_SIZE = 2**31 - 1
+
+
 def positive_int(name: str, value) -> int:
-    """``value`` as an int, or ValueError unless it is an integer >= 1."""
+    """``value`` as an int, or ValueError unless it is an integer in [1, MAX_SIZE]."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer, got {shown(value)}")
+    if value > MAX_SIZE:
+        raise ValueError(f"{name} must be at most 2**31 - 1, got {shown(value)}")
     return int(value)
+
+
+def finite_number(name: str, value) -> float:
+    """``value`` as a float, or ValueError unless it is a real number that is finite as a
+    float (a Python int too large for a float, NaN and Inf are refused)."""
+    try:
+        ok = (isinstance(value, (int, float, np.integer, np.floating))
+              and not isinstance(value, bool) and math.isfinite(value))
+    except OverflowError:                       # an int beyond float's range
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a finite number, got {shown(value)}")
+    return float(value)
+
+
+def shown(value) -> str:
+    """``repr(value)`` for messages, shortened if it is huge (an int of 400 digits); an
+    array of one or more dimensions by its shape and dtype."""
+    if len(getattr(value, "shape", ())) > 0 and hasattr(value, "dtype"):
+        return f"an array of shape {tuple(value.shape)} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 def probability(name: str, value) -> float:

@@ -277,8 +277,9 @@ def check_step_operands(backend, dtype, arrays: dict, layout: dict) -> None:
     """Check, once per direction, what the per-step primitives trust: each array (name ->
     (array or None, shape)) is this backend's, of ``dtype`` and that shape, and laid out as
     ``layout`` says (name -> "C": C-contiguous, reshaped as a view; "rows": unit stride
-    along the last axis, as the CUDA cell reads dy). A fused kernel given a float64 array
-    where it expects float32 would silently compute garbage."""
+    along the last axis and none negative, as the CUDA cell reads dy; the layers copy a
+    user's dy into that form, ``lstm_xp.arrays.rows_contiguous``). A fused kernel given a
+    float64 array where it expects float32 would silently compute garbage."""
     for name, (a, shape) in arrays.items():
         if a is None:
             continue
@@ -295,6 +296,7 @@ def check_step_operands(backend, dtype, arrays: dict, layout: dict) -> None:
             continue
         if layout[name] == "C" and not a.flags.c_contiguous:
             raise ValueError(f"{name} must be C-contiguous, got strides {strides}")
-        if layout[name] == "rows" and a.shape[-1] > 1 and strides[-1] != a.dtype.itemsize:
-            raise ValueError(f"{name} must have unit stride along its last axis, got strides "
-                             f"{strides}")
+        if layout[name] == "rows" and ((a.shape[-1] > 1 and strides[-1] != a.dtype.itemsize)
+                                       or min(strides) < 0):
+            raise ValueError(f"{name} must have unit stride along its last axis and no negative "
+                             f"stride, got strides {strides}")

@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 
+from backends import parameter_generator
+
 from .arrays import (as_input, check_finite, check_shape, flag, host_array, positive_int,
-                     probability)
+                     probability, python_numbers)
 from .module import Module
 
 
@@ -17,7 +19,8 @@ class Linear(Module):
     Args:
         in_features: F_in.  out_features: F_out.
         bias: learn b (else b = 0 and there is no "bias" parameter).
-        dtype, device, seed: as for :class:`lstm_xp.LSTM`.
+        dtype, device, seed: as for :class:`lstm_xp.LSTM` (seed None: the stream that
+            ``lstm_xp.manual_seed`` seeds).
 
     Parameters (PyTorch's names): ``weight`` (F_out, F_in), ``bias`` (F_out,), both
     initialised ~ U(-1/sqrt(F_in), 1/sqrt(F_in)) as ``torch.nn.Linear``.
@@ -32,7 +35,7 @@ class Linear(Module):
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
         super().__init__(device, dtype)
-        rng = np.random.default_rng(seed)
+        rng = parameter_generator(seed)
         bound = 1.0 / math.sqrt(self.in_features)
         host = {"weight": rng.uniform(-bound, bound, (self.out_features, self.in_features))}
         if flag("bias", bias):
@@ -100,7 +103,7 @@ class Embedding(Module):
         self.num_embeddings = positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("embedding_dim", embedding_dim)
         super().__init__(device, dtype)
-        rng = np.random.default_rng(seed)
+        rng = parameter_generator(seed)
         self._init_params({"weight": rng.standard_normal((self.num_embeddings,
                                                           self.embedding_dim))})
 
@@ -112,9 +115,10 @@ class Embedding(Module):
         """``ids`` as a flat device array of int64 and its shape, after checking them."""
         backend, V = self.backend, self.num_embeddings
         if not backend.owns(ids):
-            host = host_array(ids) if not isinstance(ids, (str, bytes)) else None
-            if host is None and isinstance(ids, (list, tuple, int)):
-                host = np.asarray(ids)
+            if isinstance(ids, (list, tuple, int)) and not isinstance(ids, bool):
+                host = python_numbers(ids, "ids")
+            else:
+                host = host_array(ids) if not isinstance(ids, (str, bytes)) else None
             if host is None:
                 raise TypeError(f"ids must be an array of integers, got "
                                 f"{type(ids).__module__}.{type(ids).__name__}")
@@ -159,24 +163,29 @@ class Dropout(Module):
     p and 1 / (1 - p) otherwise (drawn from the backend's generator, ``lstm_xp.manual_seed``);
     in eval mode y = x. p = 1 zeroes everything, as torch.nn.Dropout. No parameters.
 
-    Shapes: x (...) -> y (...); backward(dy) -> dx = dy * mask (the same mask).
+    As torch.nn.Dropout, the layer has no dtype of its own: y has x's dtype (float32 or
+    float64). ``dtype="float32"`` (or "float64") instead makes it refuse inputs of the other.
+
+    Shapes: x (...) -> y (...); backward(dy) -> dx = dy * mask (the same mask), dy of x's
+    shape and dtype.
     """
 
-    def __init__(self, p=0.5, dtype="float32", device="cpu"):
+    def __init__(self, p=0.5, dtype=None, device="cpu"):
         self.p = probability("p", p)
         super().__init__(device, dtype)
 
     def __repr__(self) -> str:
-        return f"Dropout(p={self.p}, dtype={self.dtype_name!r}, device={self.device!r})"
+        dtype = "" if self.dtype is None else f", dtype={self.dtype_name!r}"
+        return f"Dropout(p={self.p}{dtype}, device={self.device!r})"
 
     def forward(self, x, *, train=None, return_tape: bool = False):
         x = as_input(self.backend, x, "x", self.dtype)
         if not self._training_call(train):
             return (x, None) if return_tape else x
         if self.p == 0:                   # nothing to drop: no mask drawn
-            tape = self._keep(tuple(x.shape))
+            tape = self._keep((tuple(x.shape), x.dtype))
             return (x, tape) if return_tape else x
-        mask = self.backend.dropout_mask(tuple(x.shape), self.p, self.dtype)
+        mask = self.backend.dropout_mask(tuple(x.shape), self.p, x.dtype)
         tape = self._keep(mask)
         return (x * mask, tape) if return_tape else x * mask
 
@@ -185,8 +194,8 @@ class Dropout(Module):
     def backward(self, dy, *, tape=None):
         kept = self._find_tape(tape)
         mask = kept.data
-        shape = mask if isinstance(mask, tuple) else tuple(mask.shape)
-        dy = as_input(self.backend, dy, "dy", self.dtype)
+        shape, dtype = mask if isinstance(mask, tuple) else (tuple(mask.shape), mask.dtype)
+        dy = as_input(self.backend, dy, "dy", dtype, owner="the last input x")
         check_shape("dy", dy, shape, "(the shape of the last input)")
         self._consume(kept)
         return dy if isinstance(mask, tuple) else dy * mask

@@ -13,7 +13,7 @@ import numpy as np
 
 from backends import backend_of
 
-from .arrays import array_library, as_input, check_finite, check_shape
+from .arrays import array_library, as_input, check_finite, check_shape, python_numbers
 
 
 def _predictions(name: str, a, min_ndim: int):
@@ -50,7 +50,10 @@ class MSELoss:
         check_finite(backend, {"target": target})
         xp = backend.xp
         self._diff = pred - target
-        return xp.mean(self._diff * self._diff)
+        # summed in C order whatever the layout (a reshape of a strided array copies), so
+        # that the value does not depend on the inputs' strides
+        flat = xp.reshape(self._diff, (-1,))
+        return xp.mean(flat * flat)
 
     __call__ = forward
 
@@ -103,7 +106,8 @@ class CrossEntropyLoss:
             if not (isinstance(target, (list, tuple)) or array_library(target) == "numpy"):
                 raise TypeError(f"target must be a NumPy array or an array on the logits' "
                                 f"device ({backend.name!r}), got {type(target).__name__}")
-            target = np.asarray(target)
+            target = python_numbers(target, "target") if isinstance(target, (list, tuple)) \
+                else np.asarray(target)
         kind = backend.dtype_name(target.dtype) if on_device else target.dtype.name
         if kind not in ("int32", "int64"):
             raise TypeError(f"target must hold integer class indices (int32/int64), got {kind}")

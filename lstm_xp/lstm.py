@@ -26,8 +26,10 @@ import numpy as np
 
 import warnings
 
-from .arrays import (as_input, check_finite, check_shape, flag, positive_int, probability,
-                     to_numpy)
+from backends import parameter_generator
+
+from .arrays import (as_input, check_finite, check_shape, finite_number, flag, positive_int,
+                     probability, rows_contiguous, to_numpy)
 from .bptt import direction_backward, direction_forward
 from .cell_variants import CellOptions, variant_backward, variant_forward
 from .module import Module
@@ -151,7 +153,8 @@ class LSTM(Module):
         batch_first: x and y are (B, T, features) instead of (T, B, features).
         dtype: "float32" or "float64".
         device: "cpu", "gpu", "auto" or a ``backends.Backend``.
-        seed: seed of the initialisation (None: fresh entropy).
+        seed: seed of the initialisation (None: the next draws of the stream that
+            ``lstm_xp.manual_seed`` seeds, fresh entropy until it is called).
         bias: learn b_ih and b_hh (False: no bias parameters, as torch).
         dropout: p in [0, 1]; in training mode each layer's output but the last is
             multiplied by an inverted-dropout mask (0 with probability p, else 1/(1-p)),
@@ -213,16 +216,15 @@ class LSTM(Module):
                           stacklevel=2)
         if recurrent_init not in RECURRENT_INITS:
             raise ValueError(f"recurrent_init must be one of {RECURRENT_INITS}, got {recurrent_init!r}")
-        if forget_bias is not None and not (isinstance(forget_bias, (int, float, np.floating))
-                                            and math.isfinite(forget_bias)):
-            raise ValueError(f"forget_bias must be a finite number or None, got {forget_bias!r}")
+        if forget_bias is not None:
+            forget_bias = finite_number("forget_bias", forget_bias)
         if forget_bias is not None and not self.bias:
             raise ValueError("forget_bias sets the forget gate's bias, but bias=False")
         self.cell = _cell_options(peephole, layer_norm, zoneout, recurrent_dropout,
                                   weight_drop, self.proj_size)
         super().__init__(device, dtype)
         self.num_directions = 2 if self.bidirectional else 1
-        rng = np.random.default_rng(seed)
+        rng = parameter_generator(seed)
         params = init_lstm_params(self.input_size, self.hidden_size, self.num_layers,
                                   self.num_directions, rng, forget_bias, recurrent_init,
                                   self.bias, self.proj_size)
@@ -271,6 +273,16 @@ class LSTM(Module):
         if unbatched:
             return xp.reshape(a, (a.shape[0], 1, a.shape[1]))
         return xp.permute_dims(a, (1, 0, 2)) if self.batch_first else a
+
+    def _user_shape(self, T: int, B: int, F: int, unbatched: bool, features: str):
+        """The shape of a (T, B, F) sequence in the user's layout and its axes' names, the
+        last one ``features``: (T, B, F) "(steps, batch, <features>)", or (B, T, F) with
+        batch_first, or (T, F) unbatched."""
+        if unbatched:
+            return (T, F), f"(steps, {features})"
+        if self.batch_first:
+            return (B, T, F), f"(batch, steps, {features})"
+        return (T, B, F), f"(steps, batch, {features})"
 
     def _user_layout(self, a, unbatched: bool):
         """Inverse of :meth:`_time_major` for a (T, B, F) array."""
@@ -463,10 +475,11 @@ class LSTM(Module):
         H, P, D, L = self.hidden_size, self.output_size, self.num_directions, self.num_layers
         if dy is not None:
             dy = as_input(backend, dy, "dy", self.dtype, ndims=(2,) if unbatched else (3,))
-            dy = self._time_major(dy, unbatched)
             size = "proj_size" if self.proj_size else "hidden_size"
-            check_shape("dy", dy, (T, B, D * P), f"(steps, batch, num_directions * {size}) "
-                        "in time-major order")
+            shape, axes = self._user_shape(T, B, D * P, unbatched, f"num_directions * {size}")
+            check_shape("dy", dy, shape, axes)
+            # the per-step primitives read dy by rows: one copy where its rows are strided
+            dy = rows_contiguous(backend, self._time_major(dy, unbatched))
             hold = tapes[0][0].hold
             if hold is not None:           # outputs at padded steps are constant zeros
                 dy = backend.xp.where(hold, 0.0, dy)

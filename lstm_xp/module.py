@@ -40,6 +40,15 @@ IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_k
 OUTSTANDING_TAPES_WARNING = 100     # training-mode forwards waiting for backward()
 
 
+def _check_names(state_dict) -> None:
+    """TypeError unless ``state_dict`` is a mapping whose keys are all strings."""
+    if not hasattr(state_dict, "keys"):
+        raise TypeError(f"params must be a dict of arrays, got {type(state_dict).__name__}")
+    for key in state_dict.keys():
+        if not isinstance(key, str):
+            raise TypeError(f"params keys must be parameter names (strings), got {key!r}")
+
+
 class Tape:
     """What one training-mode forward kept for its backward. Opaque to users: pass it back
     to the ``backward`` of the layer that made it."""
@@ -63,13 +72,15 @@ class Module:
 
     def __init__(self, device="cpu", dtype="float32"):
         self.backend = get_backend(device)
-        self.dtype = self.backend.dtype(dtype)
+        # None: a layer without parameters that computes in its input's dtype (Dropout)
+        self.dtype = None if dtype is None else self.backend.dtype(dtype)
         self.params: dict = {}
         self.grads: dict = {}
         self.training = True
         self._tapes: list = []
         self._version = 0
         self._discarded_by = None
+        self._last_forward_training = None      # the mode of the last forward, for messages
 
     @property
     def device(self) -> str:
@@ -77,8 +88,9 @@ class Module:
         return self.backend.name
 
     @property
-    def dtype_name(self) -> str:
-        return self.backend.dtype_name(self.dtype)
+    def dtype_name(self):
+        """"float32" or "float64", or None for a layer that takes its input's dtype."""
+        return None if self.dtype is None else self.backend.dtype_name(self.dtype)
 
     def _init_params(self, host_params: dict) -> None:
         self.params = {k: self.backend.asarray(v, dtype=self.dtype, copy=True)
@@ -116,11 +128,10 @@ class Module:
 
     def _training_call(self, train) -> bool:
         """Whether this forward call runs in training mode (``train`` None: the layer's)."""
-        if train is None:
-            return self.training
-        if not isinstance(train, (bool, np.bool_)):
+        if train is not None and not isinstance(train, (bool, np.bool_)):
             raise TypeError(f"train must be True, False or None (the layer's mode), got {train!r}")
-        return bool(train)
+        self._last_forward_training = self.training if train is None else bool(train)
+        return self._last_forward_training
 
     # ---------------------------------------------------------------------- tapes
     def _keep(self, data) -> Tape:
@@ -138,6 +149,11 @@ class Module:
         """``tape``, or the most recent outstanding one, checked usable (not yet removed:
         backward validates its arguments first, then calls :meth:`_consume`)."""
         if tape is None:
+            if not self._tapes and self._last_forward_training is False:
+                me = type(self).__name__.lower()
+                raise RuntimeError(f"backward() has nothing to use: the last forward ran in eval "
+                                   f"mode ({me}.eval() or train=False); call {me}.train() or "
+                                   f"forward(..., train=True) to keep what backward needs")
             if not self._tapes:
                 why = (f"; the forwards kept before were discarded by {self._discarded_by}, "
                        "which changed the parameters" if self._discarded_by else "")
@@ -208,8 +224,7 @@ class Module:
         """Check ``state_dict`` against this layer without changing anything: the host arrays
         to load by name, and the (missing, unexpected) keys. ``prefix`` ("head.") is how the
         names appear to the user, for messages and the returned keys."""
-        if not hasattr(state_dict, "keys"):
-            raise TypeError(f"params must be a dict of arrays, got {type(state_dict).__name__}")
+        _check_names(state_dict)
         missing = sorted(prefix + k for k in set(self.params) - set(state_dict))
         extra = sorted(prefix + k for k in set(state_dict) - set(self.params))
         if strict and (missing or extra):
@@ -260,7 +275,7 @@ class Module:
         target = get_backend(device)
         if target is self.backend:
             return self
-        dtype = target.dtype(self.dtype_name)
+        dtype = None if self.dtype is None else target.dtype(self.dtype_name)
 
         def move(v):
             return target.asarray(self.backend.to_numpy(v), dtype=dtype, copy=True)
@@ -336,8 +351,7 @@ class Container:
         return keys
 
     def _stage(self, state_dict, strict: bool, prefix: str = ""):
-        if not hasattr(state_dict, "keys"):
-            raise TypeError(f"params must be a dict of arrays, got {type(state_dict).__name__}")
+        _check_names(state_dict)
         unknown = sorted(prefix + k for k in state_dict
                          if k.split(".", 1)[0] not in self.layers or "." not in k)
         if unknown and strict:

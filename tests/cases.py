@@ -143,3 +143,24 @@ def optimizer_steps(backend, kind: str, p0, grads) -> list:
             backend.sgd_update(p, g, None if kind == "sgd" else s1, lr=0.1, momentum=0.9,
                                weight_decay=0.05, nesterov=kind == "nesterov")
     return [np.array(backend.to_numpy(a)) for a in (p, s1, s2)]
+
+
+STRIDE_LAYOUTS = ("strided", "transposed", "negative")
+
+
+def relaid(a: np.ndarray, layout: str) -> np.ndarray:
+    """An array equal to ``a`` in value, laid out in memory as ``layout`` (STRIDE_LAYOUTS)
+    says: every other element of a wider buffer on every axis; Fortran order (the last axis
+    has the largest stride); or every axis reversed in memory (every stride negative). A
+    0-d array is returned as it is."""
+    if a.ndim == 0:
+        return a
+    if layout == "strided":
+        wide = np.zeros(tuple(2 * n for n in a.shape), a.dtype)
+        view = wide[tuple(slice(None, None, 2) for _ in a.shape)]
+        view[...] = a
+        return view
+    if layout == "transposed":
+        return np.asfortranarray(a)
+    flip = tuple(slice(None, None, -1) for _ in a.shape)
+    return np.ascontiguousarray(a[flip])[flip]

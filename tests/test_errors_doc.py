@@ -15,18 +15,23 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "ERRORS.md"
 ROW = re.compile(r"\| `(.+)` \| (\w+) \| (.*) \|")
 
 
+WORKS = re.compile(r"\| `(.+)` \| `(.+)` \|")
+
+
 def doc_parts():
-    library, command_line = DOC.read_text().split("## Command line", 1)
+    library, rest = DOC.read_text().split("## Calls that work", 1)
+    working, command_line = rest.split("## Command line", 1)
     setup = re.search(r"```python\n(.*?)```", library, re.S).group(1)
 
     def rows(text):
         return [(m.group(1), m.group(2), m.group(3).replace("\\|", "|"))
                 for m in map(ROW.fullmatch, text.splitlines()) if m]
 
-    return setup, rows(library), rows(command_line)
+    works = [m.groups() for m in map(WORKS.fullmatch, working.splitlines()) if m]
+    return setup, rows(library), works, rows(command_line)
 
 
-SETUP, ROWS, CLI_ROWS = doc_parts()
+SETUP, ROWS, WORKING, CLI_ROWS = doc_parts()
 
 
 def test_the_table_covers_every_entry_point():
@@ -54,6 +59,20 @@ def test_documented_error(call, error, message, tmp_path, monkeypatch):
         exec(call, ns)
     assert type(caught.value).__name__ == error
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("call, check", WORKING, ids=[r[0][:60] for r in WORKING])
+def test_documented_working_call(call, check, tmp_path, monkeypatch):
+    pytest.importorskip("array_api_strict")
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec(SETUP, ns)
+    exec(call, ns)
+    assert eval(check, ns)
+
+
+def test_the_working_calls_are_there():
+    assert len(WORKING) >= 6
 
 
 @pytest.fixture(scope="module")
