@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from backends import parameter_generator
 
 from .arrays import (as_input, check_finite, check_shape, flag, host_array, positive_int,

@@ -205,19 +205,3 @@ def export(lstm, path, *, initial_state: bool = False, lengths: bool = False):
     g.output(h_n, "h_n", [LD, "B", H])
     g.output(c_n, "c_n", [LD, "B", H])
     return g.save(path, "lstm_xp_LSTM", {"producer": "lstm-xp", "layer": repr(lstm)})
-
-
-def export_run(run, path):
-    """Write a trained run's whole model (best parameters) to ``path``: raw inputs to raw
-    outputs as the task defines them (``Task.export_onnx``), the run's facts in
-    ``metadata_props``. Returns the ModelProto."""
-    from .train import load_run
-    cfg, task, model = load_run(run, device="cpu")
-    model.eval()
-    return task.export_onnx(model, path, {"lstm_xp_config": _json(cfg)})
-
-
-def _json(cfg) -> str:
-    import json
-    from dataclasses import asdict
-    return json.dumps(asdict(cfg), sort_keys=True)

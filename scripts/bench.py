@@ -44,7 +44,7 @@ import numpy as np
 import lstm_xp
 from backends import BackendUnavailableError, get_backend
 from lstm_xp import LSTM
-from lstm_xp.train import CELL_OPTIONS
+from lstm_xp.job.config import CELL_OPTIONS
 
 CONFIGS = {
     "T100-B64-H256": dict(T=100, B=64, I=256, H=256),

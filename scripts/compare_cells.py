@@ -5,7 +5,7 @@ tasks with the same budget over several seeds, scored on validation and test.
     python scripts/compare_cells.py                      # the table in README (~10 minutes)
     python scripts/compare_cells.py --seeds 1 --quick    # a smoke run (~1 minute)
 
-Every run is the training job (``lstm_xp.train``) with one variant switched on, everything
+Every run is the training job (``lstm_xp.job.train``) with one variant switched on, everything
 else equal: same data, epochs, model size, learning rate and seeds. Writes
 ``compare_cells.md`` (the table: mean and standard deviation over seeds of the best
 validation score, the test score of that epoch's parameters, seconds per epoch) and
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lstm_xp.train import TrainConfig, train
+from lstm_xp.job.train import TrainConfig, train
 
 VARIANTS = {
     "plain": {},

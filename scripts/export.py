@@ -9,7 +9,7 @@ Needs the onnx package (pip install ".[onnx]"); lstm_xp/onnx.py builds the graph
 
 import sys
 
-from lstm_xp.cli import export_main
+from lstm_xp.job.cli import export_main
 
 if __name__ == "__main__":
     sys.exit(export_main())

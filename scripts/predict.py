@@ -11,7 +11,7 @@ in the library (ForecastTask.forecast, CharTask.sample); lstm_xp/cli.py builds t
 
 import sys
 
-from lstm_xp.cli import predict_main
+from lstm_xp.job.cli import predict_main
 
 if __name__ == "__main__":
     sys.exit(predict_main())

@@ -10,12 +10,12 @@ import sys
 import numpy as np
 
 from lstm_xp import distributed
-from lstm_xp.train import TrainConfig, TrainingDiverged, train
+from lstm_xp.job.train import TrainConfig, TrainingDiverged, train
 
 
 def identical() -> None:
     from lstm_xp import LSTM, Adam, Linear, MSELoss
-    from lstm_xp.models import Model
+    from lstm_xp.job.models import Model
     dist = distributed.setup()
 
     class Net(Model):
@@ -52,7 +52,7 @@ def identical() -> None:
 
 
 def nan(folder: str) -> None:
-    from lstm_xp.tasks import ForecastTask
+    from lstm_xp.job.tasks import ForecastTask
     dist = distributed.setup()
     real = ForecastTask.train_step
     calls = []

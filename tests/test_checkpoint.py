@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-import lstm_xp.checkpoint as ckpt_mod
-from lstm_xp.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from lstm_xp.tasks import ForecastTask
-from lstm_xp.train import TrainConfig, TrainingDiverged, train
+import lstm_xp.job.checkpoint as ckpt_mod
+from lstm_xp.job.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from lstm_xp.job.tasks import ForecastTask
+from lstm_xp.job.train import TrainConfig, TrainingDiverged, train
 
 
 def sample_checkpoint(value=1.0):
@@ -127,7 +127,7 @@ def test_a_diverging_run_is_stopped_by_the_loop_not_by_input_checks(tmp_path):
 
 
 def test_a_run_refuses_data_that_changed_under_it(tmp_path):
-    from lstm_xp.train import load_run, resume
+    from lstm_xp.job.train import load_run, resume
     text = tmp_path / "t.txt"
     text.write_text("abcabd xyz\n" * 400)
     cfg = TrainConfig(task="chars", text=str(text), epochs=1, hidden_size=4, seq_len=8,

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_xp import cli
-from lstm_xp.checkpoint import load_checkpoint
-from lstm_xp.train import TrainConfig
+from lstm_xp.job import cli
+from lstm_xp.job.checkpoint import load_checkpoint
+from lstm_xp.job.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--epochs", "2", "--hidden-size", "4", "--no-progress"]
@@ -45,7 +45,7 @@ def test_two_runs_started_together_get_two_complete_folders(tmp_path):
 
 
 def test_the_same_second_gives_distinct_folders(tmp_path, monkeypatch):
-    from lstm_xp.train import new_run_dir
+    from lstm_xp.job.train import new_run_dir
     monkeypatch.setattr("time.strftime", lambda fmt: "20260101-000000")
     names = [new_run_dir("seed", tmp_path).name for _ in range(3)]
     assert names == ["seed-20260101-000000", "seed-20260101-000000-2", "seed-20260101-000000-3"]
@@ -172,7 +172,7 @@ def test_predict_into_a_closed_pipe_exits_quietly(run):
 
 
 def test_predict_multi_step_forecast_comes_from_the_library(run):
-    from lstm_xp.train import load_run
+    from lstm_xp.job.train import load_run
     _, task, model = load_run(run)
     done = script("predict.py", "run", "--steps", "4", cwd=run.parent)
     assert done.returncode == 0, done.stderr

@@ -209,7 +209,7 @@ def test_state_dict_keys_must_be_strings(key):
     with pytest.raises(TypeError) as caught:
         lstm.load_state_dict({**before, key: np.ones(3)})
     assert str(caught.value) == f"params keys must be parameter names (strings), got {key!r}"
-    from lstm_xp.models import SeriesForecaster
+    from lstm_xp.job.models import SeriesForecaster
     with pytest.raises(TypeError, match="params keys must be parameter names"):
         SeriesForecaster(hidden_size=4).load_state_dict({key: np.ones(3)})
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_xp.checkpoint import load_checkpoint
+from lstm_xp.job.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("mpi4py", reason="mpi4py and mpich are in the test extra")
@@ -124,7 +124,7 @@ def test_a_failure_on_rank_0_alone_stops_every_rank(tmp_path):
 
 
 def test_without_distributed_mpi4py_is_never_imported(tmp_path):
-    code = ("import sys; from lstm_xp.cli import train_main; "
+    code = ("import sys; from lstm_xp.job.cli import train_main; "
             "status = train_main(['--epochs', '1', '--hidden-size', '4', '--no-progress', "
             "'--out', 'r']); assert 'mpi4py' not in sys.modules; sys.exit(status)")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
@@ -133,7 +133,7 @@ def test_without_distributed_mpi4py_is_never_imported(tmp_path):
 
 
 def test_distributed_without_mpi_is_one_error_line(tmp_path):
-    code = ("import sys; sys.modules['mpi4py'] = None; from lstm_xp.cli import train_main; "
+    code = ("import sys; sys.modules['mpi4py'] = None; from lstm_xp.job.cli import train_main; "
             "sys.exit(train_main(['--distributed', '--epochs', '1']))")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import backends
-from lstm_xp import cli
-from lstm_xp.train import TrainConfig, train
+from lstm_xp.job import cli
+from lstm_xp.job.train import TrainConfig, train
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ERRORS.md"
 ROW = re.compile(r"\| `(.+)` \| (\w+) \| (.*) \|")

@@ -14,7 +14,7 @@ from lstm_xp import LSTM, SGD, Adam, AdamW, Linear, clip_grad_norm
 from lstm_xp.optim import global_grad_norm
 from lstm_xp.flat import flatten
 from cases import OPTIMIZER_KINDS, optimizer_steps
-from lstm_xp.models import CharModel
+from lstm_xp.job.models import CharModel
 
 GENERIC = Backend("generic-numpy", np)
 

@@ -146,7 +146,7 @@ def test_unbatched_lengths_and_fortran_ordered_gradients_on_gpu(gpu, rng):
 ])
 def test_training_job_end_to_end_on_gpu(gpu, tmp_path, task, extra):
     """train -> checkpoint -> load_run -> predict/sample, all on the GPU."""
-    from lstm_xp.train import TrainConfig, load_run, train
+    from lstm_xp.job.train import TrainConfig, load_run, train
     result = train(TrainConfig(task=task, device="gpu", **extra), tmp_path / "run",
                    progress=False, echo=lambda *_: None)
     assert result.metrics["device"] == "gpu" and "gpu" in result.metrics["versions"]

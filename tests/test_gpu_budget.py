@@ -161,9 +161,9 @@ def test_cross_entropy_checks_a_host_target_without_a_sync(gpu, rng):
 
 
 def test_sampling_reads_the_characters_back_once(gpu):
-    from lstm_xp.data import Vocabulary
-    from lstm_xp.models import CharModel
-    from lstm_xp.tasks import CharTask
+    from lstm_xp.job.data import Vocabulary
+    from lstm_xp.job.models import CharModel
+    from lstm_xp.job.tasks import CharTask
     task = CharTask.__new__(CharTask)
     task.vocab = Vocabulary("abcdef")
     model = CharModel(6, hidden_size=8, device="gpu", seed=0)

@@ -11,7 +11,7 @@ import naive_lstm as naive
 from cases import GRID, make_problem, numeric_gradient, weighted_loss
 from lstm_xp import (LSTM, SGD, Adam, AdamW, CrossEntropyLoss, Dropout, Embedding, Linear,
                      manual_seed)
-from lstm_xp.models import SeriesForecaster
+from lstm_xp.job.models import SeriesForecaster
 from test_torch_oracle import assert_matches_torch, torch_run
 
 

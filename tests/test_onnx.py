@@ -14,7 +14,8 @@ from lstm_xp.interop import from_keras
 onnx = pytest.importorskip("onnx", reason="onnx is in the test extra")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the test extra")
 
-from lstm_xp.onnx import OPSET, export, export_run  # noqa: E402
+from lstm_xp.job.export import export_run  # noqa: E402
+from lstm_xp.onnx import OPSET, export  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,8 +128,8 @@ TINY = {"seed": dict(epochs=1, hidden_size=8),
 
 @pytest.mark.parametrize("task", sorted(TINY))
 def test_each_tasks_run_exports_whole(task, tmp_path):
-    from lstm_xp.data import one_hot
-    from lstm_xp.train import TrainConfig, load_run, train
+    from lstm_xp.job.data import one_hot
+    from lstm_xp.job.train import TrainConfig, load_run, train
     train(TrainConfig(task=task, **TINY[task]), tmp_path / "run", progress=False,
           echo=lambda *_: None)
     model_proto = export_run(tmp_path / "run", tmp_path / "run.onnx")
@@ -156,7 +157,7 @@ def test_each_tasks_run_exports_whole(task, tmp_path):
 
 def test_export_script(tmp_path):
     import subprocess
-    from lstm_xp.train import TrainConfig, train
+    from lstm_xp.job.train import TrainConfig, train
     train(TrainConfig(task="seed", epochs=1, hidden_size=4), tmp_path / "run", progress=False,
           echo=lambda *_: None)
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "export.py"),

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from lstm_xp import LSTM
-from lstm_xp.checkpoint import load_checkpoint
+from lstm_xp.job.checkpoint import load_checkpoint
 from lstm_xp.stream import CarriedState
-from lstm_xp.train import TrainConfig, resume, train
+from lstm_xp.job.train import TrainConfig, resume, train
 
 
 def test_chunked_forward_with_carried_state_equals_one_pass(rng):
@@ -113,7 +113,7 @@ def test_bptt_is_refused_for_series_tasks():
 @pytest.mark.parametrize("bptt", [None, 8])
 def test_only_streaming_carries_state_between_batches(bptt):
     """Random windows are unrelated sequences and start from zeros; streamed chunks continue."""
-    from lstm_xp.tasks import CharTask
+    from lstm_xp.job.tasks import CharTask
     text = "def f(x):\n    return x + 1\n" * 200
     task = CharTask(text, "test text", seq_len=8, bptt=bptt)
     windows = {} if bptt else dict(seq_len=8, batches_per_epoch=3)

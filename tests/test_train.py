@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from backends import BackendUnavailableError, get_backend
-from lstm_xp import baselines as bl
-from lstm_xp.data import (DeltaScaler, Vocabulary, load_series, make_windows, seed_series,
+from lstm_xp.job import baselines as bl
+from lstm_xp.job.data import (DeltaScaler, Vocabulary, load_series, make_windows, seed_series,
                           time_split)
-from lstm_xp.train import TrainConfig, load_run, resume, train
+from lstm_xp.job.train import TrainConfig, load_run, resume, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -48,7 +48,7 @@ def test_each_task_trains_end_to_end(task, tmp_path):
     assert metrics["wall_seconds"] > 0
     history = json.loads((out / "config.json").read_text())
     assert history["task"] == task
-    from lstm_xp.checkpoint import load_checkpoint
+    from lstm_xp.job.checkpoint import load_checkpoint
     losses = [h["train_loss"] for h in load_checkpoint(out / "checkpoint.npz").extra["history"]]
     assert losses[-1] < losses[0], losses
     # the summary names every baseline next to the LSTM's score
@@ -96,7 +96,7 @@ def test_resume_continues_from_the_saved_epoch_and_matches_one_long_run(tmp_path
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     for a, b in zip(long.history, resumed.history):
         assert a["train_loss"] == b["train_loss"] and a["val_rmse"] == b["val_rmse"]
-    from lstm_xp.checkpoint import load_checkpoint
+    from lstm_xp.job.checkpoint import load_checkpoint
     one = load_checkpoint(tmp_path / "long" / "checkpoint.npz")
     two = load_checkpoint(tmp_path / "split" / "checkpoint.npz")
     for store in ("model", "best", "optim"):
@@ -186,7 +186,7 @@ def test_text_baselines_by_hand():
 
 
 def test_summary_calls_close_scores_a_tie():
-    from lstm_xp.train import _summary, _verdict
+    from lstm_xp.job.train import _summary, _verdict
     assert _verdict(1.0, 1.2) == "beats"
     assert _verdict(1.0, 1.03) == "ties" and _verdict(1.03, 1.0) == "ties"
     assert _verdict(1.2, 1.0) == "beaten by"
@@ -211,7 +211,7 @@ class _FixedLogits:
 
 
 def test_sampling_draws_from_the_tempered_softmax_and_feeds_back_each_character():
-    from lstm_xp.tasks import CharTask
+    from lstm_xp.job.tasks import CharTask
     task = CharTask.__new__(CharTask)
     task.vocab = Vocabulary("abcd")
     z, temperature, n = np.array([2.0, 0.5, -1.0, 0.0]), 0.8, 20_000

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Linear
-from .lstm import LSTM
-from .module import Container
+from ..layers import Linear
+from ..lstm import LSTM
+from ..module import Container
 
 
 def _child_seeds(seed, n: int):

@@ -1,24 +1,5 @@
-"""Training tasks: what to learn, how to batch it, how to score it against baselines.
-
-Two kinds, one protocol. ``lstm_xp.train`` asks the task for everything that differs
-between kinds and never branches on which task it runs:
-
-    Task.defaults(name)                per-task defaults of TrainConfig fields
-    Task.options                       TrainConfig fields only this kind takes
-    Task.validate(cfg)                 checks (and normalises) those fields
-    Task.from_config(cfg)              the task, data loaded
-    task.metric, task.train_loss       what is scored, and what "train loss" measures
-    task.build_model(cfg)              a fresh model for this task
-    task.steps_per_epoch(cfg)
-    task.batches(rng, cfg)             an epoch of (x, target) host arrays, shuffled by rng
-    task.train_step(model, x, target)  forward + loss + backward; returns the loss (device 0-d)
-    task.reset_state()                 forget state carried between steps (after a bad step)
-    task.evaluate(model, split)        the metric on "train" | "val" | "test"
-    task.baselines()                   {name: metric on the same test points}
-    task.summary_line(), task.describe()   one line for people; facts for metrics.json
-    task.write_outputs(model, run_dir, scores, figures)   forecast.png / samples.txt
-    Task.predict_options, task.predict_text(model, **options)   what scripts/predict.py does
-"""
+"""The chars task: next-character prediction on a text, scored in bits per character
+against unigram and bigram baselines."""
 
 from __future__ import annotations
 
@@ -28,180 +9,13 @@ import math
 
 import numpy as np
 
-from . import baselines as bl
-from .data import (DeltaScaler, Vocabulary, check_encoding, load_series, make_windows, one_hot,
-                   read_text, stdlib_text, time_split)
-from .losses import CrossEntropyLoss, MSELoss
-from .models import CharModel, SeriesForecaster
-from .arrays import finite_checks
-from .options import ConfigError, positive_int_option, require
-from .stream import CarriedState
-
-
-class ForecastTask:
-    """One-step-ahead forecasting of a built-in series from a window of past values.
-
-    The series is cut in time order into train/val/test by the position of the value to
-    forecast (70/15/15 %); windows are encoded relative to their last value
-    (``data.DeltaScaler``, fitted on the training part only).
-    """
-
-    metric = "rmse"
-    train_loss = "MSE of the scaled one-step change"
-    options = ("window",)
-    # chosen on the validation split (never on test): see README "Results"
-    DEFAULTS = {
-        "seed": dict(epochs=50, batch_size=32, hidden_size=32, lr=2e-3, window=32),
-        "sunspots": dict(epochs=60, batch_size=16, hidden_size=32, lr=5e-3, window=24),
-        "co2": dict(epochs=80, batch_size=16, hidden_size=32, lr=5e-3, window=36),
-    }
-    # name -> (type, default, help) of scripts/predict.py's options for this kind
-    predict_options = {"steps": (int, 10, "values to forecast past the end of the series")}
-
-    @classmethod
-    def defaults(cls, name: str) -> dict:
-        return dict(cls.DEFAULTS[name])
-
-    @classmethod
-    def check_given(cls, cfg) -> None:
-        """Nothing given can make another of this kind's options meaningless."""
-
-    @classmethod
-    def normalize_saved(cls, d: dict) -> None:
-        """Nothing to change in a saved config of this kind."""
-
-    @classmethod
-    def validate(cls, cfg) -> None:
-        cfg.window = positive_int_option("window", cfg.window)
-
-    @classmethod
-    def from_config(cls, cfg):
-        return cls(cfg.task, cfg.window)
-
-    def __init__(self, name: str, window: int, fractions=(0.7, 0.15, 0.15)):
-        self.series = load_series(name)
-        values = self.series.values
-        self.window = window
-        windows = make_windows(values, window)
-        bounds = time_split(len(values), fractions)
-        self.split = {}
-        for part, (lo, hi) in bounds.items():
-            keep = (windows.index >= lo) & (windows.index < hi)
-            if not keep.any():
-                raise ValueError(f"window={window} leaves no {part} examples in the "
-                                 f"{len(values)}-value series {name!r}; use a smaller window")
-            self.split[part] = windows.subset(keep)
-        self.scaler = DeltaScaler(values[:bounds["train"][1]])
-        self.loss = MSELoss()
-
-    def build_model(self, cfg):
-        return SeriesForecaster(cfg.hidden_size, cfg.num_layers, dtype=cfg.dtype,
-                                device=cfg.device, seed=cfg.seed, dropout=cfg.dropout,
-                                **cfg.cell_options())
-
-    def steps_per_epoch(self, cfg) -> int:
-        return math.ceil(len(self.split["train"]) / cfg.batch_size)
-
-    def batches(self, rng, cfg):
-        train = self.split["train"]
-        x = self.scaler.encode_inputs(train.inputs).astype(cfg.dtype)
-        y = self.scaler.encode_targets(train.inputs, train.targets).astype(cfg.dtype)
-        order = rng.permutation(len(train))
-        for start in range(0, len(order), cfg.batch_size):
-            pick = order[start:start + cfg.batch_size]
-            yield x[pick], y[pick]
-
-    def train_step(self, model, x, target):
-        value = self.loss.forward(model.forward(x), target)
-        model.backward(self.loss.backward())
-        return value
-
-    def reset_state(self) -> None:
-        """Nothing to forget: every window is forecast from a zero state."""
-
-    def predict(self, model, inputs: np.ndarray) -> np.ndarray:
-        """(N, W) raw windows -> (N,) one-step forecasts in the series' units."""
-        dtype = model.lstm.dtype_name
-        out = model.forward(self.scaler.encode_inputs(inputs).astype(dtype), train=False)
-        return self.scaler.decode(inputs, model.backend.to_numpy(out))
-
-    def evaluate(self, model, split: str) -> float:
-        part = self.split[split]
-        return bl.rmse(self.predict(model, part.inputs), part.targets)
-
-    def baselines(self) -> dict:
-        return bl.series_baselines(self.series.values, self.split["train"], self.split["test"],
-                                   self.series.period)
-
-    def baseline_forecasts(self) -> dict:
-        """Each baseline's forecasts of the test targets (what :meth:`baselines` scores)."""
-        return bl.series_forecasts(self.series.values, self.split["train"], self.split["test"],
-                                   self.series.period)
-
-    def forecast(self, model, steps: int) -> np.ndarray:
-        """(steps,) values past the end of the series, one step at a time, each forecast fed
-        back as the newest input (errors compound with the horizon)."""
-        steps = positive_int_option("steps", steps)
-        history = list(self.series.values[-self.window:])
-        for _ in range(steps):
-            history.append(float(self.predict(model, np.array([history[-self.window:]]))[0]))
-        return np.array(history[self.window:])
-
-    def predict_text(self, model, steps: int = 10) -> str:
-        values = self.forecast(model, steps)
-        lines = [f"# {self.series.name}: forecasts after the last value "
-                 f"({self.series.labels[-1]}, {self.series.values[-1]:g})"]
-        lines += [f"t+{k}\t{v:.6g}" for k, v in enumerate(values, 1)]
-        return "\n".join(lines)
-
-    def export_onnx(self, model, path, metadata: dict):
-        """An ONNX graph from "window" (B, W) float64 raw values, oldest first, to "forecast"
-        (B,) float64: the one-step forecast in the series' units, what :meth:`predict`
-        returns (the scaling of ``data.DeltaScaler`` included)."""
-        from .onnx import GraphBuilder, add_lstm
-        g = GraphBuilder(model.lstm.dtype_name)
-        f64 = g.onnx.TensorProto.DOUBLE
-        window = g.input("window", ["B", self.window], f64)
-        last = g.node("Slice", [window, g.axes(-1), g.axes(self.window), g.axes(1)])  # (B, 1)
-        scale = g.const("scale", np.array(self.scaler.scale, np.float64))
-        encoded = g.node("Div", [g.node("Sub", [window, last]), scale])
-        x = g.node("Unsqueeze", [g.node("Cast", [encoded], to=g.elem), g.axes(2)])  # (B, W, 1)
-        _, h_n, _ = add_lstm(g, model.lstm, g.to_time_major(x))
-        L = model.lstm.num_layers
-        top = g.node("Squeeze", [g.slice0(h_n, L - 1, L), g.axes(0)])          # (B, H)
-        out = g.node("Cast", [g.linear(top, model.head)], to=f64)             # (B, 1)
-        forecast = g.node("Add", [g.node("Squeeze", [last, g.axes(1)]),
-                                  g.node("Mul", [g.node("Squeeze", [out, g.axes(1)]), scale])])
-        g.output(forecast, "forecast", ["B"], f64)
-        return g.save(path, f"lstm_xp_{self.series.name}", {
-            "task": self.series.name, "window": self.window, "unit": self.series.unit,
-            "scale": repr(self.scaler.scale), "last_label": self.series.labels[-1], **metadata})
-
-    def summary_line(self) -> str:
-        return (f"{len(self.series.values)} values, window {self.window}, train/val/test "
-                f"examples {'/'.join(str(len(self.split[p])) for p in ('train', 'val', 'test'))}")
-
-    def write_outputs(self, model, run_dir, scores: dict, figures: bool) -> list:
-        """forecast.png: one-step forecasts of the LSTM and every baseline over the test span."""
-        if not figures:
-            return []
-        from . import plots
-        test = self.split["test"]
-        forecasts = {"lstm": self.predict(model, test.inputs), **self.baseline_forecasts()}
-        plots.forecast_vs_actual(
-            [self.series.labels[i] for i in test.index], test.targets, forecasts,
-            {name: scores[name] for name in forecasts},
-            f"{self.series.name}: one-step-ahead forecasts on the test span",
-            self.series.unit or "value", run_dir / "forecast.png")
-        return ["forecast.png"]
-
-    def describe(self) -> dict:
-        return {"series": self.series.name, "points": len(self.series.values),
-                "unit": self.series.unit, "window": self.window,
-                "seasonal_period": self.series.period,
-                **{f"{k}_examples": len(v) for k, v in self.split.items()},
-                "test_span": [self.series.labels[self.split["test"].index[0]],
-                              self.series.labels[self.split["test"].index[-1]]]}
+from ...arrays import finite_checks
+from ...losses import CrossEntropyLoss
+from ...stream import CarriedState
+from .. import baselines as bl
+from ..data import Vocabulary, check_encoding, one_hot, read_text, stdlib_text, time_split
+from ..models import CharModel
+from ..options import ConfigError, positive_int_option, require
 
 
 SAMPLE_CHUNK = 1024      # steps of uniforms drawn (and moved to the device) at once
@@ -416,7 +230,7 @@ class CharTask:
         """An ONNX graph from "ids" (B, T) int64 character indices (``vocabulary`` in the
         metadata maps them to characters) to "logits" (B, T, V) of the next character."""
         import json
-        from .onnx import GraphBuilder, add_lstm
+        from ...onnx import GraphBuilder, add_lstm
         g = GraphBuilder(model.lstm.dtype_name)
         V = len(self.vocab)
         ids = g.input("ids", ["B", "T"], g.onnx.TensorProto.INT64)
@@ -443,28 +257,3 @@ class CharTask:
                 "vocabulary": len(self.vocab), "chars": "".join(self.vocab.chars),
                 "text_sha256": self.text_sha256, "seq_len": self.seq_len, "bptt": self.bptt,
                 **{f"{k}_characters": len(v) for k, v in self.ids.items()}}
-
-
-TASKS = {"seed": ForecastTask, "sunspots": ForecastTask, "co2": ForecastTask,
-         "chars": CharTask}
-
-
-def task_names() -> tuple:
-    return tuple(TASKS)
-
-
-def task_class(name: str):
-    """The class behind task ``name``; ConfigError naming the choices otherwise."""
-    if name not in TASKS:
-        raise ConfigError("task", "{name} must be one of {choices}, got {got!r}",
-                          choices=task_names(), got=name)
-    return TASKS[name]
-
-
-def tasks_taking(option: str) -> list:
-    """The names of the tasks whose kind takes ``option`` (a TrainConfig field)."""
-    return [name for name, kind in TASKS.items() if option in kind.options]
-
-
-def build_task(cfg):
-    return task_class(cfg.task).from_config(cfg)

@@ -1,7 +1,7 @@
 """Built-in data: the seed series, two real series, a text corpus; windows and splits.
 
 Everything here is host-side NumPy (data preparation, not model math) and needs no
-network: the real series are CSV files in ``lstm_xp/datasets`` (see its README for
+network: the real series are CSV files in ``lstm_xp/job/datasets`` (see its README for
 sources and licences), the text is read from the running interpreter's standard library.
 """
 

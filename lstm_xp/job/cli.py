@@ -20,7 +20,8 @@ from backends import DEVICES, BackendUnavailableError
 from .checkpoint import CheckpointError
 from .options import ConfigError, flag, not_for_task
 from .tasks import TASKS
-from .train import SGD_OPTIONS, TrainConfig, TrainingDiverged, load_run, resume, train
+from .config import SGD_OPTIONS, TrainConfig
+from .train import TrainingDiverged, load_run, resume, train
 
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
 
@@ -137,7 +138,7 @@ def train_main(argv=None) -> int:
     dist = None
     try:
         if given.pop("distributed", False):
-            from .distributed import setup
+            from ..distributed import setup
             dist = setup()
         if run:
             ignored = sorted(flag(k) for k in given if k not in ("epochs", "device"))
@@ -256,7 +257,7 @@ def export_main(argv=None) -> int:
     """scripts/export.py: a trained run as an ONNX model."""
     args = export_parser().parse_args(argv)
     try:
-        from .onnx import export_run
+        from .export import export_run
         model = export_run(args.run, args.out)
     except (ImportError, CheckpointError, ValueError) as err:
         return _fail(str(err))

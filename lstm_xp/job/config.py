@@ -1,0 +1,154 @@
+"""The training job's configuration: every option of a run, validated once.
+
+:class:`TrainConfig` is what ``lstm-xp train`` offers (``lstm_xp.job.cli`` builds the flags
+from its fields) and what a run folder's ``config.json`` holds; ``resolved()`` fills in the
+task's defaults and checks every field, naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from backends import DEVICES, FLOAT_DTYPES
+
+from .options import ConfigError, is_real, not_for_task, positive_int_option, require
+from .tasks import TASKS, task_class, task_names, tasks_taking
+
+OPTIMIZERS = ("adam", "sgd")
+CELL_OPTIONS = ("peephole", "layer_norm", "zoneout", "recurrent_dropout", "weight_drop")
+SGD_OPTIONS = {"momentum": 0.9, "lr_decay": 0.0}     # options of sgd only, their defaults
+TIE_MARGIN = 0.05     # scores within 5 % are a tie: the seed-to-seed spread measured on `seed`
+ON_NONFINITE = ("stop", "skip")
+
+
+def _option(default, help: str, type=None, choices=None):
+    """A TrainConfig field with what a command line needs to offer it (lstm_xp.cli)."""
+    return field(default=default, metadata={"help": help, "type": type, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. ``None`` fields take the task's default
+    (``Task.defaults``); options of one kind of task are None for the others."""
+
+    task: str = _option("seed", "seed: the series lstm-xp grew from; sunspots, co2: real "
+                        "series; chars: a character-level language model",
+                        str, task_names())
+    device: str = _option("cpu", "where to compute ('auto': the GPU if usable, else the CPU)",
+                          str, DEVICES)
+    dtype: str = _option("float32", "floating-point precision", str, FLOAT_DTYPES)
+    epochs: int | None = _option(None, "total epochs", int)
+    batch_size: int | None = _option(None, "examples (chars with --bptt: streams) per step",
+                                     int)
+    hidden_size: int | None = _option(None, "LSTM units per layer", int)
+    num_layers: int = _option(1, "stacked LSTM layers", int)
+    dropout: float = _option(0.0, "dropout on each LSTM layer's output but the last "
+                             "(training only; needs num-layers >= 2)", float)
+    peephole: bool = _option(False, "peephole connections from the cell to the gates", bool)
+    layer_norm: bool = _option(False, "layer-normalised LSTM cell", bool)
+    zoneout: float = _option(0.0, "zoneout rate of cell and hidden state (training)", float)
+    recurrent_dropout: float = _option(0.0, "variational dropout on h_{t-1} (one mask per "
+                                       "sequence)", float)
+    weight_drop: float = _option(0.0, "DropConnect on the recurrent weights (one mask per "
+                                 "batch)", float)
+    lr: float | None = _option(None, "learning rate", float)
+    optimizer: str = _option("adam", "optimizer", str, OPTIMIZERS)
+    momentum: float | None = _option(None, "momentum", float)
+    lr_decay: float | None = _option(None, "lr / (1 + lr_decay * step)", float)
+    clip: float | None = _option(1.0, "global gradient-norm limit (0: no clipping)", float)
+    window: int | None = _option(None, "past values per forecast", int)
+    seq_len: int | None = _option(None, "characters per training sequence", int)
+    batches_per_epoch: int | None = _option(None, "random windows per epoch", int)
+    bptt: int | None = _option(None, "read the text as batch-size parallel streams in "
+                               "chunks of BPTT characters, carrying the state "
+                               "(truncated BPTT)", int)
+    text: str | None = _option(None, "a text file to learn instead of the Python stdlib "
+                               "sources", str)
+    encoding: str | None = _option(None, "the encoding of the text file", str)
+    max_chars: int | None = _option(None, "at most this many characters of the text", int)
+    seed: int = _option(0, "seeds initialisation, batch order and dropout masks", int)
+    on_nonfinite: str = _option("stop", "what a step with a NaN/Inf loss or gradient does: "
+                                "stop the run, or skip the step", str, ON_NONFINITE)
+
+    def resolved(self) -> TrainConfig:
+        """A copy with task defaults filled in, after checking every field.
+
+        Raises:
+            ConfigError (a ValueError) naming the first bad field.
+        """
+        kind = task_class(self.task)
+        kind.check_given(self)                 # options that a given one makes meaningless
+        require(self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}",
+                self.optimizer)
+        for name in SGD_OPTIONS:
+            if self.optimizer != "sgd" and getattr(self, name) is not None:
+                raise ConfigError(name, "{name} applies only to {opt[optimizer]} sgd, not to "
+                                  "{got!r}", got=self.optimizer)
+        defaults = {**kind.defaults(self.task),
+                    **(SGD_OPTIONS if self.optimizer == "sgd" else {})}
+        filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        cfg = replace(self, **filled)
+        for name in ("epochs", "batch_size", "hidden_size", "num_layers"):
+            setattr(cfg, name, positive_int_option(name, getattr(cfg, name)))
+        require(is_real(cfg.lr) and cfg.lr > 0, "lr", "a number > 0", cfg.lr)
+        require(is_real(cfg.dropout) and 0 <= cfg.dropout < 1, "dropout", "a number in [0, 1)",
+                cfg.dropout)
+        if cfg.dropout and cfg.num_layers < 2:
+            raise ConfigError("dropout", "{name} acts between stacked LSTM layers, so it needs "
+                              "{opt[num_layers]} 2 or more (got {n})", n=cfg.num_layers)
+        for name in ("peephole", "layer_norm"):
+            require(isinstance(getattr(cfg, name), bool), name, "true or false",
+                    getattr(cfg, name))
+        require(is_real(cfg.zoneout) and 0 <= cfg.zoneout <= 1, "zoneout", "a number in [0, 1]",
+                cfg.zoneout)
+        for name in ("recurrent_dropout", "weight_drop"):
+            require(is_real(getattr(cfg, name)) and 0 <= getattr(cfg, name) < 1, name,
+                    "a number in [0, 1)", getattr(cfg, name))
+        if cfg.optimizer == "sgd":
+            require(is_real(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum",
+                    "a number in [0, 1)", cfg.momentum)
+            require(is_real(cfg.lr_decay) and cfg.lr_decay >= 0, "lr_decay", "a number >= 0",
+                    cfg.lr_decay)
+        require(cfg.clip is None or (is_real(cfg.clip) and cfg.clip >= 0), "clip",
+                "a number >= 0 (0: no clipping)", cfg.clip)
+        require(isinstance(cfg.seed, (int, np.integer)) and not isinstance(cfg.seed, bool)
+                and cfg.seed >= 0, "seed", "an integer >= 0", cfg.seed)
+        for name, choices in (("device", DEVICES), ("dtype", FLOAT_DTYPES),
+                              ("on_nonfinite", ON_NONFINITE)):
+            require(getattr(cfg, name) in choices, name, f"one of {choices}", getattr(cfg, name))
+        for name in TASK_OPTIONS:
+            if name not in kind.options and getattr(cfg, name) is not None:
+                raise _not_for_task(name, cfg.task)
+        kind.validate(cfg)
+        return cfg
+
+    def cell_options(self) -> dict:
+        """The LSTM cell-variant options of this run (``LSTM``'s keyword arguments)."""
+        return {name: getattr(self, name) for name in CELL_OPTIONS}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}")
+        d = dict(d)
+        if d.get("optimizer", "adam") != "sgd":     # written when adam runs stored sgd's
+            for name, old_default in SGD_OPTIONS.items():   # defaults: they never applied
+                if d.get(name) == old_default:
+                    d[name] = None
+        if d.get("task") in TASKS:
+            TASKS[d["task"]].normalize_saved(d)
+        return cls(**d)
+
+
+# the fields that only some kinds of task take (every other field applies to every task)
+TASK_OPTIONS = tuple(sorted({name for kind in TASKS.values() for name in kind.options}))
+
+
+def _not_for_task(option: str, task: str) -> ConfigError:
+    return not_for_task(option, task, tasks_taking(option))
+
+

@@ -1,0 +1,51 @@
+"""Training tasks: what to learn, how to batch it, how to score it against baselines.
+
+Two kinds, one protocol, a module each (series.py, chars.py). ``lstm_xp.job.train`` asks the task for everything that differs
+between kinds and never branches on which task it runs:
+
+    Task.defaults(name)                per-task defaults of TrainConfig fields
+    Task.options                       TrainConfig fields only this kind takes
+    Task.validate(cfg)                 checks (and normalises) those fields
+    Task.from_config(cfg)              the task, data loaded
+    task.metric, task.train_loss       what is scored, and what "train loss" measures
+    task.build_model(cfg)              a fresh model for this task
+    task.steps_per_epoch(cfg)
+    task.batches(rng, cfg)             an epoch of (x, target) host arrays, shuffled by rng
+    task.train_step(model, x, target)  forward + loss + backward; returns the loss (device 0-d)
+    task.reset_state()                 forget state carried between steps (after a bad step)
+    task.evaluate(model, split)        the metric on "train" | "val" | "test"
+    task.baselines()                   {name: metric on the same test points}
+    task.summary_line(), task.describe()   one line for people; facts for metrics.json
+    task.write_outputs(model, run_dir, scores, figures)   forecast.png / samples.txt
+    Task.predict_options, task.predict_text(model, **options)   what scripts/predict.py does
+"""
+
+from __future__ import annotations
+
+from ..options import ConfigError
+from .chars import CharTask
+from .series import ForecastTask
+
+TASKS = {"seed": ForecastTask, "sunspots": ForecastTask, "co2": ForecastTask,
+         "chars": CharTask}
+
+
+def task_names() -> tuple:
+    return tuple(TASKS)
+
+
+def task_class(name: str):
+    """The class behind task ``name``; ConfigError naming the choices otherwise."""
+    if name not in TASKS:
+        raise ConfigError("task", "{name} must be one of {choices}, got {got!r}",
+                          choices=task_names(), got=name)
+    return TASKS[name]
+
+
+def tasks_taking(option: str) -> list:
+    """The names of the tasks whose kind takes ``option`` (a TrainConfig field)."""
+    return [name for name, kind in TASKS.items() if option in kind.options]
+
+
+def build_task(cfg):
+    return task_class(cfg.task).from_config(cfg)
