@@ -47,6 +47,12 @@ def _make_cupy() -> Backend:
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # CUDA driver missing or broken: CuPy raises its own types
+        if "InsufficientDriver" in str(err):
+            # the CUDA runtime's answer where no driver is loaded (a machine without a GPU)
+            raise BackendUnavailableError(
+                f"device 'gpu': no NVIDIA driver is installed here, so there is no usable GPU "
+                f"(CuPy says: {str(err).split(':')[0]}); use device 'cpu', or run on a "
+                "machine with an NVIDIA GPU and its driver") from None
         raise BackendUnavailableError(
             f"device 'gpu': CuPy is installed but CUDA cannot be used here ({err}); check the "
             "NVIDIA driver and that the CuPy wheel matches the CUDA version") from None

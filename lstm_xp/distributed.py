@@ -20,7 +20,7 @@ travels in the same buffer as the gradients: one allreduce per step, over one co
 buffer. Every rank then holds bitwise the same averaged gradient, so the clipping, the
 non-finite check and the optimizer step agree on every rank without further messages.
 
-mpi4py is imported only by :func:`setup` (``pip install ".[mpi]"`` brings it and an MPI).
+mpi4py is imported only by :func:`setup` (``pip install "lstm-xp[mpi]"`` brings it and an MPI).
 On GPUs, rank r uses GPU r mod (visible GPUs), and the backend's ``allreduce_sum`` uses
 NCCL through CuPy where it can, else MPI on a host copy -- that path has not run on GPUs.
 """

@@ -7,7 +7,7 @@
     import onnxruntime as ort
     y, h_n, c_n = ort.InferenceSession("lstm.onnx").run(None, {"x": x})
 
-Needs the ``onnx`` package (``pip install ".[onnx]"``); nothing else in lstm-xp imports it.
+Needs the ``onnx`` package (``pip install "lstm-xp[onnx]"``); nothing else in lstm-xp imports it.
 
 The graph uses ONNX's standard ``LSTM`` operator (opset 17), one node per layer, chained.
 ONNX keeps the gates in the order i, o, f, c where lstm-xp (and PyTorch) keep i, f, g, o, so

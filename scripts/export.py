@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Export a trained run to ONNX, to run where lstm-xp is not installed.
+"""``lstm-xp export`` from a checkout: a trained run as ONNX, to run where lstm-xp is not
+installed.
 
-    python scripts/export.py runs/co2-...   co2.onnx     # 'window' (B, W) -> 'forecast' (B,)
-    python scripts/export.py runs/chars-... chars.onnx   # 'ids' (B, T) -> 'logits' (B, T, V)
+    lstm-xp export runs/co2-...   co2.onnx     # 'window' (B, W) -> 'forecast' (B,)
+    lstm-xp export runs/chars-... chars.onnx   # 'ids' (B, T) -> 'logits' (B, T, V)
 
-Needs the onnx package (pip install ".[onnx]"); lstm_xp/onnx.py builds the graph.
+Needs the onnx package (pip install "lstm-xp[onnx]"); lstm_xp/job/export.py builds the graph.
 """
 
 import sys

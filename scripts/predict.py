@@ -1,12 +1,10 @@
 #!/usr/bin/env python3
-"""Forecast or sample with a trained run.
+"""``lstm-xp predict`` from a checkout: forecast or sample with a trained run.
 
-    python scripts/predict.py runs/seed-...  --steps 20          # series: the next 20 values
-    python scripts/predict.py runs/chars-... --length 300 --prime "def " --temperature 0.8
+    lstm-xp predict runs/seed-...  --steps 20          # series: the next 20 values
+    lstm-xp predict runs/chars-... --length 300 --prime "def " --temperature 0.8
 
-Series forecasts continue the series past its last value, one step at a time, each
-forecast fed back as the newest input (errors compound with the horizon). The loop lives
-in the library (ForecastTask.forecast, CharTask.sample); lstm_xp/cli.py builds the options.
+``python scripts/predict.py ...`` takes the same options (lstm_xp/job/cli.py builds them).
 """
 
 import sys

@@ -1,14 +1,13 @@
 #!/usr/bin/env python3
-"""Train an lstm-xp model on a built-in dataset and compare it with simple baselines.
+"""``lstm-xp train`` from a checkout: the same program as the installed command.
 
-    python scripts/train.py                           # the seed series, CPU, < 2 minutes
-    python scripts/train.py --task sunspots --device gpu
-    python scripts/train.py --task chars --text my.txt
-    python scripts/train.py --resume runs/seed-20261123-101500 --epochs 80
+    lstm-xp train                                   # the seed series, CPU, < 2 minutes
+    lstm-xp train --task sunspots --device gpu
+    lstm-xp train --task chars --text my.txt
+    lstm-xp train --resume runs/seed-20261123-101500 --epochs 80
 
-Writes config.json, checkpoint.npz, metrics.json and figures to the run folder; --help lists
-every option with its default per task. The options come from lstm_xp.job.train.TrainConfig
-(lstm_xp/cli.py builds them).
+``python scripts/train.py ...`` takes the same options (lstm_xp/job/cli.py builds them from
+lstm_xp.job.TrainConfig); --help lists every option with its default per task.
 """
 
 import sys

@@ -3,6 +3,8 @@ dtypes and Python lists either succeed with the documented shapes and dtypes and
 values, or raise a ValueError or TypeError whose message starts with the name of the argument
 at fault -- never another exception, a NaN, or a wrong shape."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,10 @@ from cases import relaid  # noqa: E402
 from lstm_xp import (LSTM, SGD, Adam, AdamW, CrossEntropyLoss, Dropout, Embedding,  # noqa: E402
                      Linear, MSELoss, clip_grad_norm)
 
-SETTINGS = dict(max_examples=150, deadline=None,
+# derandomized: CI explores the same examples every run (a wider random search is a local
+# matter: LSTM_XP_FUZZ_EXAMPLES=2000 python -m pytest tests/test_api_contract.py)
+SETTINGS = dict(max_examples=int(os.environ.get("LSTM_XP_FUZZ_EXAMPLES", 150)),
+                derandomize="LSTM_XP_FUZZ_EXAMPLES" not in os.environ, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 DTYPES = ["float32", "float64", "float16", "int64", "bool"]
 LAYOUTS = ["contiguous", "strided", "transposed", "negative", "list"]
@@ -140,14 +145,14 @@ def test_linear_dropout_embedding_and_losses(data):
     if loss == "mse" or len(y.shape) == 0:
         try:
             value = MSELoss().forward(y, draw(arrays(y.shape)))
-        except Exception as error:
-            return named_error(error, ["target"])
+        except Exception as error:               # pred: an empty output cannot be scored
+            return named_error(error, ["target", "pred"])
     else:
         target = draw(arrays(y.shape[:-1], draw(st.sampled_from(["int64", "int32", "float32"]))))
         try:
             value = CrossEntropyLoss().forward(y, target)
         except Exception as error:
-            return named_error(error, ["target"])
+            return named_error(error, ["target", "logits"])
     finite(value)
 
 

@@ -44,20 +44,23 @@ def test_gpu_without_cupy_says_how_to_install(monkeypatch, tmp_path):
     with pytest.raises(BackendUnavailableError,
                        match=r'needs CuPy.*pip install "\.\[cuda12\]" \(CUDA 12\)'):
         get_backend("gpu")
-    monkeypatch.chdir(tmp_path)                           # elsewhere: the packages themselves
+    monkeypatch.chdir(tmp_path)                           # elsewhere: the installed package
     with pytest.raises(BackendUnavailableError,
-                       match=r'needs CuPy.*pip install "cupy-cuda12x\[ctk\]>=14\.2"'):
+                       match=r'needs CuPy.*pip install "lstm-xp\[cuda12\]" \(CUDA 12\)'):
         get_backend("gpu")
     assert isinstance(get_backend("auto"), NumpyBackend)
 
 
-def test_install_hints_name_what_pyproject_installs():
+def test_install_hints_name_extras_that_pyproject_has():
+    import re
     import tomllib
-    from backends.install import EXTRAS
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
-    for name, requirements in EXTRAS.items():
-        assert tuple(extras[name]) == requirements, name
+    sources = [p.read_text() for folder in ("lstm_xp", "backends")
+               for p in (ROOT / folder).rglob("*.py")]
+    asked = set(re.findall(r"install_command\(['\"]([\w-]+)['\"]\)", "\n".join(sources)))
+    assert asked >= {"cuda12", "cuda13", "onnx", "mpi", "train"}
+    assert asked <= set(extras), asked - set(extras)
 
 
 def test_gpu_without_a_device_says_so(monkeypatch):
@@ -68,10 +71,21 @@ def test_gpu_without_a_device_says_so(monkeypatch):
     with pytest.raises(BackendUnavailableError, match="no CUDA device is visible"):
         get_backend("gpu")
 
+    def no_driver():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient "
+                           "for CUDA runtime version")
+    runtime.getDeviceCount = no_driver
+    with pytest.raises(BackendUnavailableError) as caught:
+        get_backend("gpu")
+    assert str(caught.value) == ("device 'gpu': no NVIDIA driver is installed here, so there "
+                                 "is no usable GPU (CuPy says: cudaErrorInsufficientDriver); "
+                                 "use device 'cpu', or run on a machine with an NVIDIA GPU "
+                                 "and its driver")
+
     def broken():
-        raise RuntimeError("cudaErrorInsufficientDriver")
+        raise RuntimeError("cudaErrorUnknown")
     runtime.getDeviceCount = broken
-    with pytest.raises(BackendUnavailableError, match="CUDA cannot be used here.*InsufficientDriver"):
+    with pytest.raises(BackendUnavailableError, match="CUDA cannot be used here.*cudaErrorUnknown"):
         get_backend("gpu")
     assert isinstance(get_backend("auto"), NumpyBackend)
 

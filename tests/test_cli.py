@@ -102,8 +102,8 @@ def test_permission_denied_names_the_path(tmp_path, monkeypatch, capsys):
     _fail_on(monkeypatch, Path, "read_bytes",
              PermissionError(errno.EACCES, "Permission denied", "secret.txt"))
     assert cli.train_main(["--task", "chars", "--text", "secret.txt"]) == 2
-    assert capsys.readouterr().err == ("error: secret.txt: Permission denied; check its "
-                                       "permissions, or choose another folder with --out\n")
+    assert capsys.readouterr().err == ("error: --text secret.txt: Permission denied; check "
+                                       "its permissions\n")
     assert not (tmp_path / "runs").exists()
 
 
@@ -124,7 +124,7 @@ def test_core_install_trains_without_tqdm_and_matplotlib(tmp_path, monkeypatch, 
     notes = [line for line in out.splitlines() if line.startswith("note:")]
     assert notes == ['note: tqdm and matplotlib not installed, so this run draws no progress '
                      'bars and no figures (loss_curve.png, forecast.png); pip install '
-                     '"tqdm>=4.60" "matplotlib>=3.7" adds them']
+                     '"lstm-xp[train]" adds them']
     assert out.splitlines()[0] == notes[0]                  # said once, at the start
     assert "The LSTM" in out and "linear_ar" in out         # the comparison is printed
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
@@ -196,3 +196,26 @@ def test_a_foreign_backends_package_is_named(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: lstm_xp needs its own package 'backends' (")
     assert str(ROOT / "backends") in last and str(tmp_path / "backends") in last
+
+
+def test_lstm_xp_lists_its_commands_and_dispatches(run, capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert listed == ["train", "predict", "export"]
+    assert cli.main([]) == 2                         # no command: the list, on stderr
+    assert "commands:" in capsys.readouterr().err
+    assert cli.main(["predict", str(run), "--steps", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3      # a header, then 2 forecasts
+    with pytest.raises(SystemExit) as done:              # argparse's own --help exits 0
+        cli.main(["train", "--help"])
+    assert done.value.code == 0 and "usage: lstm-xp train" in capsys.readouterr().out
+
+
+def test_python_dash_m_is_the_same_program(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lstm_xp", "--help"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "predict" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "lstm_xp", "export", "--help"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "usage: lstm-xp export" in done.stdout

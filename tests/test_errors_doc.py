@@ -43,7 +43,7 @@ def test_the_table_covers_every_entry_point():
     assert len(ROWS) >= 40
     commands = " ".join(call for call, _, _ in CLI_ROWS)
     for entry in ("--resume", "--out", "--text", "--encoding", "--window", "--bptt",
-                  "predict.py", "--prime", "--steps"):
+                  "lstm-xp predict", "--prime", "--steps", "lstm-xp export"):
         assert entry in commands, entry
 
 
@@ -92,10 +92,9 @@ def cli_folder(tmp_path_factory):
 def test_documented_command_line_error(command, status, stderr, cli_folder, monkeypatch, capsys):
     monkeypatch.chdir(cli_folder)
     before = (cli_folder / "run" / "checkpoint.npz").read_bytes()
-    script, *argv = shlex.split(command)
-    main = {"train.py": cli.train_main, "predict.py": cli.predict_main,
-            "export.py": cli.export_main}[script]
-    assert main(argv) == int(status)
+    program, *argv = shlex.split(command)
+    assert program == "lstm-xp"
+    assert cli.main(argv) == int(status)
     assert capsys.readouterr().err == stderr + "\n"
     assert (cli_folder / "run" / "checkpoint.npz").read_bytes() == before
     assert sorted(p.name for p in (cli_folder / "run").iterdir()) == sorted(

@@ -1,4 +1,5 @@
-"""The command lines of ``scripts/train.py`` and ``scripts/predict.py``.
+"""The ``lstm-xp`` command (also ``python -m lstm_xp``): ``train``, ``predict``, ``export``.
+``scripts/train.py``, ``predict.py`` and ``export.py`` are thin wrappers over the same code.
 
 The training options are generated from :class:`lstm_xp.train.TrainConfig`'s fields (flag
 names, types, choices, help, defaults per task), and the prediction options from each
@@ -15,7 +16,7 @@ import os
 import sys
 from dataclasses import MISSING, fields
 
-from backends import DEVICES, BackendUnavailableError
+from backends import DEVICES, BackendUnavailableError, install_command
 
 from .checkpoint import CheckpointError
 from .options import ConfigError, flag, not_for_task
@@ -89,15 +90,15 @@ def _defaults_note(name: str, default) -> str:
 
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="train.py", argument_default=argparse.SUPPRESS, allow_abbrev=False,
+        prog="lstm-xp train", argument_default=argparse.SUPPRESS, allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train an lstm-xp model on a built-in dataset and compare it with simple "
                     "baselines on the same test points.",
         epilog="examples:\n"
-               "  python scripts/train.py                      # the seed series, CPU\n"
-               "  python scripts/train.py --task sunspots --device auto\n"
-               "  python scripts/train.py --task chars --text my.txt --bptt 64\n"
-               "  python scripts/train.py --resume runs/seed-20261201-101500 --epochs 80\n"
+               "  lstm-xp train                      # the seed series, CPU\n"
+               "  lstm-xp train --task sunspots --device auto\n"
+               "  lstm-xp train --task chars --text my.txt --bptt 64\n"
+               "  lstm-xp train --resume runs/seed-20261201-101500 --epochs 80\n"
                "A run folder receives config.json, checkpoint.npz (after every epoch), "
                "metrics.json,\nloss_curve.png and forecast.png (series) or samples.txt "
                "(chars).")
@@ -122,16 +123,16 @@ def train_parser() -> argparse.ArgumentParser:
                         "--epochs in total; its saved config applies")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--distributed", action="store_true",
-                   help="data-parallel training over MPI, started as `mpiexec -n N python "
-                        "scripts/train.py --distributed ...`: --batch-size is the global "
-                        "batch, split across the ranks; rank 0 alone prints and writes the "
-                        "run folder (needs pip install \".[mpi]\")")
+                   help="data-parallel training over MPI, started as `mpiexec -n N lstm-xp "
+                        "train --distributed ...`: --batch-size is the global batch, split "
+                        "across the ranks; rank 0 alone prints and writes the run folder "
+                        f"(needs {install_command('mpi')})")
     return p
 
 
 @_quiet_on_broken_pipe
 def train_main(argv=None) -> int:
-    """scripts/train.py: train a new run, or extend one with --resume."""
+    """``lstm-xp train``: train a new run, or extend one with --resume."""
     given = vars(train_parser().parse_args(argv))
     out, run = given.pop("out", None), given.pop("resume", None)
     progress = not given.pop("no_progress", False)
@@ -193,7 +194,7 @@ def _predict_takers(option: str) -> list:
 
 def predict_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="predict.py", argument_default=argparse.SUPPRESS, allow_abbrev=False,
+        prog="lstm-xp predict", argument_default=argparse.SUPPRESS, allow_abbrev=False,
         description="Forecast (series runs) or sample text (chars runs) with a trained run. "
                     "Series forecasts continue past the series' last value one step at a "
                     "time, each forecast fed back as the newest input, so errors compound "
@@ -215,7 +216,7 @@ def predict_parser() -> argparse.ArgumentParser:
 
 @_quiet_on_broken_pipe
 def predict_main(argv=None) -> int:
-    """scripts/predict.py: forecast or sample with a saved run."""
+    """``lstm-xp predict``: forecast or sample with a saved run."""
     given = vars(predict_parser().parse_args(argv))
     run, which, device = given.pop("run"), given.pop("which", "best"), given.pop("device", None)
     try:
@@ -240,10 +241,11 @@ def predict_main(argv=None) -> int:
 # --------------------------------------------------------------------------- export
 def export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="export.py", allow_abbrev=False,
+        prog="lstm-xp export", allow_abbrev=False,
         description="Write a trained run's model (its best parameters) as an ONNX graph from "
                     "raw inputs to raw outputs: series runs take 'window' (B, W) float64 raw "
-                    "values and give 'forecast' (B,), the number predict.py --steps 1 prints "
+                    "values and give 'forecast' (B,), the number lstm-xp predict --steps 1 "
+                    "prints "
                     "for that window; chars runs take 'ids' (B, T) int64 and give 'logits' "
                     "(B, T, V). The run's task, window and vocabulary are in the model's "
                     "metadata_props. Needs the onnx package.")
@@ -254,7 +256,7 @@ def export_parser() -> argparse.ArgumentParser:
 
 @_quiet_on_broken_pipe
 def export_main(argv=None) -> int:
-    """scripts/export.py: a trained run as an ONNX model."""
+    """``lstm-xp export``: a trained run as an ONNX model."""
     args = export_parser().parse_args(argv)
     try:
         from .export import export_run
@@ -274,5 +276,45 @@ def _dims(value_info) -> str:
     return "(" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
 
 
-__all__ = ["train_main", "predict_main", "export_main", "train_parser", "predict_parser",
-           "export_parser", "describe_os_error"]
+# ----------------------------------------------------------------------- lstm-xp
+COMMANDS = {
+    "train": (train_main, "train a model on a built-in task or your own series, and compare "
+                          "it with baselines"),
+    "predict": (predict_main, "forecast past the data, or sample text, with a trained run"),
+    "export": (export_main, "write a trained run as an ONNX graph, raw inputs to raw outputs"),
+}
+
+
+def main(argv=None) -> int:
+    """``lstm-xp COMMAND ...`` (and ``python -m lstm_xp``): run one of COMMANDS."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        print(_usage(), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        from .. import __version__
+        print(f"lstm-xp {__version__}")
+        return 0
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        return _fail(f"unknown command {argv[0]!r}; the commands are "
+                     f"{', '.join(COMMANDS)} (lstm-xp --help lists them)")
+    return command[0](argv[1:])
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: lstm-xp COMMAND [options]     (or: python -m lstm_xp COMMAND ...)", "",
+             "An LSTM written gate by gate, with hand-written backpropagation through time, "
+             "on NumPy or CuPy.", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "lstm-xp COMMAND --help shows a command's options; lstm-xp --version its "
+              "version."]
+    return "\n".join(lines)
+
+
+__all__ = ["main", "COMMANDS", "train_main", "predict_main", "export_main", "train_parser",
+           "predict_parser", "export_parser", "describe_os_error"]

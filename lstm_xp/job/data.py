@@ -190,7 +190,14 @@ def read_text(path, max_chars: int | None = None, encoding: str = "utf-8") -> tu
     if path.is_dir():
         raise ConfigError("text", "{name} {path}: is a directory; pass a text file",
                           path=str(path))
-    data = path.read_bytes()          # a missing or unreadable file raises its OSError
+    try:
+        data = path.read_bytes()
+    except OSError as err:            # missing, unreadable: the flag, the path, the reason
+        denied = isinstance(err, PermissionError)
+        raise ConfigError("text", "{name} {path}: {reason}; {advice}", path=str(path),
+                          reason=err.strerror or str(err),
+                          advice="check its permissions" if denied else "check the path"
+                          ) from None
     nul = data.find(b"\0")
     # a NUL byte means binary in encodings that write ASCII as itself (UTF-8, Latin-1, ...);
     # in UTF-16/32 every ASCII character holds NULs

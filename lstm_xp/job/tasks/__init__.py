@@ -17,7 +17,7 @@ between kinds and never branches on which task it runs:
     task.baselines()                   {name: metric on the same test points}
     task.summary_line(), task.describe()   one line for people; facts for metrics.json
     task.write_outputs(model, run_dir, scores, figures)   forecast.png / samples.txt
-    Task.predict_options, task.predict_text(model, **options)   what scripts/predict.py does
+    Task.predict_options, task.predict_text(model, **options)   what lstm-xp predict does
 """
 
 from __future__ import annotations
