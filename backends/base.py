@@ -46,14 +46,19 @@ def manual_seed(seed) -> None:
 def parameter_generator(seed=None) -> np.random.Generator:
     """The host generator a layer draws its initial parameters from.
 
-    An explicit ``seed`` (an integer >= 0) gets a generator of its own, so the layer's
-    parameters depend on that seed alone. ``seed=None`` gets the process's shared stream:
+    An explicit ``seed`` (an integer >= 0, or a NumPy SeedSequence) gets a generator of its
+    own, so the layer's parameters depend on that seed alone; a NumPy Generator is drawn from
+    as it is. ``seed=None`` gets the process's shared stream:
     fresh entropy until :func:`manual_seed` restarts it, so that a script calling
     ``manual_seed(0)`` once builds the same layers in every run (each layer takes the next
     draws, as in torch).
     """
     if seed is None:
         return _PARAMETER_RNG[0]
+    if isinstance(seed, np.random.Generator):       # the caller's own stream, used as is
+        return seed
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng(seed)
     return np.random.default_rng(check_seed(seed))
 
 

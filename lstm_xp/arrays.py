@@ -154,6 +154,18 @@ def rows_contiguous(backend, a):
     return out
 
 
+def c_contiguous(backend, a):
+    """``a`` itself if it is C-contiguous (or its library has no layouts), else a C-contiguous
+    copy: BLAS and NumPy's reductions may add in another order on other layouts, and results
+    must not depend on the caller's strides."""
+    flags = getattr(a, "flags", None)
+    if flags is None or flags.c_contiguous:
+        return a
+    out = backend.empty(tuple(a.shape), a.dtype)
+    out[...] = a
+    return out
+
+
 def python_numbers(a, name: str) -> np.ndarray:
     """A Python number or (nested) list/tuple of numbers as a NumPy array, or an error naming
     ``name``: ValueError for ragged nesting, TypeError for strings, complex numbers or other
@@ -217,7 +229,7 @@ def probability(name: str, value) -> float:
     """``value`` as a float, or ValueError unless it is a number in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
             or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        raise ValueError(f"{name} must be a number in [0, 1], got {shown(value)}")
     return float(value)
 
 

@@ -7,7 +7,7 @@ import math
 from backends import parameter_generator
 
 from .arrays import (as_input, check_finite, check_shape, flag, host_array, positive_int,
-                     probability, python_numbers)
+                     probability, python_numbers, c_contiguous)
 from .module import Module
 
 
@@ -28,7 +28,7 @@ class Linear(Module):
     and returns dx = dy W.
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype="float32", device="cpu",
+    def __init__(self, in_features, out_features, bias=True, *, dtype="float32", device="cpu",
                  seed=None):
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
@@ -54,7 +54,7 @@ class Linear(Module):
                              f"last axis, got shape {tuple(x.shape)}")
         check_finite(self.backend, {"x": x})
         lead = tuple(x.shape[:-1])
-        x2 = xp.reshape(x, (-1, self.in_features))
+        x2 = c_contiguous(self.backend, xp.reshape(x, (-1, self.in_features)))
         y = xp.matmul(x2, self.params["weight"].T)
         if "bias" in self.params:
             y += self.params["bias"]
@@ -76,7 +76,7 @@ class Linear(Module):
                              f"got {tuple(dy.shape)}")
         check_finite(self.backend, {"dy": dy})
         self._consume(kept)
-        dy2 = xp.reshape(dy, (-1, self.out_features))
+        dy2 = c_contiguous(self.backend, xp.reshape(dy, (-1, self.out_features)))
         self.backend.matmul_acc(dy2.T, x2, out=self.grads["weight"])
         if "bias" in self.params:
             self.grads["bias"] += xp.sum(dy2, axis=0)
@@ -97,7 +97,8 @@ class Embedding(Module):
     dense gradient dW[v] += sum of dy over the positions whose id is v (repeated ids sum).
     """
 
-    def __init__(self, num_embeddings, embedding_dim, dtype="float32", device="cpu", seed=None):
+    def __init__(self, num_embeddings, embedding_dim, *, dtype="float32", device="cpu",
+                 seed=None):
         self.num_embeddings = positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("embedding_dim", embedding_dim)
         super().__init__(device, dtype)
@@ -168,7 +169,9 @@ class Dropout(Module):
     shape and dtype.
     """
 
-    def __init__(self, p=0.5, dtype=None, device="cpu"):
+    dtype_free = True
+
+    def __init__(self, p=0.5, *, dtype=None, device="cpu"):
         self.p = probability("p", p)
         super().__init__(device, dtype)
 

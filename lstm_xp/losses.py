@@ -13,7 +13,8 @@ import numpy as np
 
 from backends import backend_of
 
-from .arrays import array_library, as_input, check_finite, check_shape, python_numbers
+from .arrays import (array_library, as_input, c_contiguous, check_finite, check_shape,
+                     python_numbers)
 
 
 def _predictions(name: str, a, min_ndim: int):
@@ -86,7 +87,7 @@ class CrossEntropyLoss:
         xp = backend.xp
         C = logits.shape[-1]
         target = self._class_indices(backend, target, tuple(logits.shape[:-1]), C)
-        z = xp.reshape(logits, (-1, C))
+        z = c_contiguous(backend, xp.reshape(logits, (-1, C)))
         z = z - xp.max(z, axis=1, keepdims=True)
         log_p = z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
         t = xp.reshape(target, (-1, 1))

@@ -29,7 +29,8 @@ import warnings
 from backends import parameter_generator
 
 from .arrays import (as_input, check_finite, check_shape, finite_number, flag, positive_int,
-                     probability, rows_contiguous, to_numpy)
+                     probability, python_numbers, rows_contiguous, shown,
+                     to_numpy)
 from .bptt import direction_backward, direction_forward
 from .cell_variants import CellOptions, variant_backward, variant_forward
 from .module import Module
@@ -145,21 +146,21 @@ def _cell_options(peephole, layer_norm, zoneout, recurrent_dropout, weight_drop,
 class LSTM(Module):
     """Long short-term memory over sequences, forward and backward written by hand.
 
-    Args:
+    Args (the first eight in torch.nn.LSTM's positional order; the rest keyword-only):
         input_size: I, features per step of the input.
         hidden_size: H, units per layer and direction.
         num_layers: L, stacked layers (layer k > 0 reads layer k-1's outputs).
-        bidirectional: add a reverse direction per layer (D = 2).
+        bias: learn b_ih and b_hh (False: no bias parameters, as torch).
         batch_first: x and y are (B, T, features) instead of (T, B, features).
+        dropout: p in [0, 1]; in training mode each layer's output but the last is
+            multiplied by an inverted-dropout mask (0 with probability p, else 1/(1-p)),
+            drawn from the backend's generator (``lstm_xp.manual_seed``).
+        bidirectional: add a reverse direction per layer (D = 2).
+        proj_size: P, 0 <= P < H; if > 0 each output is projected, h_t = W_hr m_t (LSTMP).
         dtype: "float32" or "float64".
         device: "cpu", "gpu", "auto" or a ``backends.Backend``.
         seed: seed of the initialisation (None: the next draws of the stream that
             ``lstm_xp.manual_seed`` seeds, fresh entropy until it is called).
-        bias: learn b_ih and b_hh (False: no bias parameters, as torch).
-        dropout: p in [0, 1]; in training mode each layer's output but the last is
-            multiplied by an inverted-dropout mask (0 with probability p, else 1/(1-p)),
-            drawn from the backend's generator (``lstm_xp.manual_seed``).
-        proj_size: P, 0 <= P < H; if > 0 each output is projected, h_t = W_hr m_t (LSTMP).
         forget_bias: if given, initialise b_if + b_hf to this value (1.0 is common).
         recurrent_init: "uniform" (as PyTorch) or "orthogonal" for ``weight_hh``.
         peephole: c_{t-1} feeds i and f, c_t feeds o, through weight_c{i,f,o}_l{k} (H,),
@@ -193,9 +194,9 @@ class LSTM(Module):
         dx, (dh0, dc0) = lstm.backward(dy)               # adds to lstm.grads
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False,
-                 batch_first=False, dtype="float32", device="cpu", seed=None, bias=True,
-                 dropout=0.0, proj_size=0, forget_bias=None, recurrent_init="uniform",
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype="float32",
+                 device="cpu", seed=None, forget_bias=None, recurrent_init="uniform",
                  peephole=False, layer_norm=False, zoneout=0.0, recurrent_dropout=0.0,
                  weight_drop=0.0):
         self.input_size = positive_int("input_size", input_size)
@@ -207,7 +208,7 @@ class LSTM(Module):
         if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) \
                 or not 0 <= proj_size < self.hidden_size:
             raise ValueError(f"proj_size must be an integer in [0, hidden_size) = "
-                             f"[0, {self.hidden_size}), got {proj_size!r}")
+                             f"[0, {self.hidden_size}), got {shown(proj_size)}")
         self.proj_size = int(proj_size)
         self.dropout = probability("dropout", dropout)
         if self.dropout > 0 and self.num_layers == 1:
@@ -334,8 +335,8 @@ class LSTM(Module):
             return None, None
         if unbatched:
             raise ValueError("lengths applies to batched input (T, B, I); x is unbatched (T, I)")
-        host = lengths if isinstance(lengths, (list, tuple)) else to_numpy(lengths)
-        host = np.asarray(host)
+        host = python_numbers(lengths, "lengths") if isinstance(lengths, (list, tuple)) \
+            else np.asarray(to_numpy(lengths))
         if host.dtype == bool or not np.issubdtype(host.dtype, np.integer):
             raise TypeError(f"lengths must hold integers, got dtype {host.dtype}")
         if host.shape != (B,):

@@ -70,10 +70,12 @@ class Module:
     ``forward``/``backward``, and use :meth:`_keep` / :meth:`_take` for their tapes.
     """
 
+    # a layer without parameters may compute in its input's dtype (Dropout): dtype=None
+    dtype_free = False
+
     def __init__(self, device="cpu", dtype="float32"):
         self.backend = get_backend(device)
-        # None: a layer without parameters that computes in its input's dtype (Dropout)
-        self.dtype = None if dtype is None else self.backend.dtype(dtype)
+        self.dtype = None if dtype is None and self.dtype_free else self.backend.dtype(dtype)
         self.params: dict = {}
         self.grads: dict = {}
         self.training = True

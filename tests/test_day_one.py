@@ -228,3 +228,39 @@ def test_huge_integers_get_a_value_error_naming_the_argument(call, message):
     with pytest.raises(ValueError) as caught:
         call()
     assert str(caught.value) == message
+
+
+# ------------------------------------------------------- torch's positional order, dtype=None
+def test_positional_arguments_mean_what_they_mean_in_torch():
+    """torch.nn.LSTM(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+    bidirectional, proj_size): the same positions here; the rest is keyword-only."""
+    lstm = LSTM(2, 4, 2, False, True, 0.0, True, 3)
+    assert (lstm.num_layers, lstm.bias, lstm.batch_first, lstm.dropout, lstm.bidirectional,
+            lstm.proj_size) == (2, False, True, 0.0, True, 3)
+    plain = LSTM(2, 3, 1, True, True)                    # bias, batch_first: not bidirectional
+    assert plain.bias and plain.batch_first and not plain.bidirectional
+    for make in (lambda: LSTM(2, 3, 1, True, False, 0.0, False, 0, "float64"),
+                 lambda: Linear(3, 2, True, "float64"), lambda: Embedding(3, 2, "float64"),
+                 lambda: Dropout(0.5, "float64")):
+        with pytest.raises(TypeError, match="positional argument"):
+            make()
+
+
+@pytest.mark.parametrize("make", [lambda: LSTM(2, 3, dtype=None),
+                                  lambda: Linear(2, 3, dtype=None),
+                                  lambda: Embedding(2, 3, dtype=None)])
+def test_layers_with_parameters_need_a_dtype(make):
+    with pytest.raises(ValueError, match=r"dtype must be one of .*, got None"):
+        make()
+
+
+def test_a_numpy_generator_or_seed_sequence_seeds_a_layer():
+    a = LSTM(2, 3, seed=np.random.SeedSequence(4)).state_dict()
+    b = LSTM(2, 3, seed=np.random.default_rng(np.random.SeedSequence(4))).state_dict()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_ragged_lengths_are_named():
+    with pytest.raises(ValueError, match="lengths must be a rectangular array"):
+        LSTM(3, 5).forward(np.zeros((4, 2, 3), "float32"), lengths=[[1], [2, 3]])

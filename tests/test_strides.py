@@ -144,3 +144,27 @@ def test_linear_embedding_dropout_and_losses_any_strides(layout):
     got = run(lambda a: relaid(a, layout))
     for i, (g, w) in enumerate(zip(got, want)):
         same_bits(g, w, f"{layout}: result {i}")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_dimensional_linear_and_cross_entropy_any_strides(layout, dtype):
+    """2-D operands large enough for BLAS and NumPy's pairwise sums to block their work:
+    (64, 33) inputs, a (64, 9) gradient, (64, 9) logits."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((64, 33)).astype(dtype)
+    dy = rng.standard_normal((64, 9)).astype(dtype)
+    classes = rng.integers(0, 9, 64)
+
+    def run(lay):
+        lin = Linear(33, 9, dtype=dtype, seed=1)
+        y = lin.forward(lay(x))
+        dx = lin.backward(lay(dy))
+        ce = CrossEntropyLoss()
+        value = ce.forward(lay(y), classes)
+        return [y, dx, lin.grads["weight"].copy(), lin.grads["bias"].copy(), value, ce.backward()]
+
+    want = run(lambda a: a)
+    got = run(lambda a: relaid(a, layout))
+    for i, (g, w) in enumerate(zip(got, want)):
+        same_bits(g, w, f"{layout}: result {i}")
