@@ -14,7 +14,8 @@ import numpy as np
 from backends import DEVICES, FLOAT_DTYPES
 
 from .options import ConfigError, is_real, not_for_task, positive_int_option, require
-from .tasks import TASKS, task_class, task_names, tasks_taking
+from .csv_series import MISSING_MODES
+from .tasks import FILE_TASKS, KINDS, task_class, task_names, tasks_taking
 
 OPTIMIZERS = ("adam", "sgd")
 CELL_OPTIONS = ("peephole", "layer_norm", "zoneout", "recurrent_dropout", "weight_drop")
@@ -33,9 +34,24 @@ class TrainConfig:
     """Everything a run depends on. ``None`` fields take the task's default
     (``Task.defaults``); options of one kind of task are None for the others."""
 
-    task: str = _option("seed", "seed: the series lstm-xp grew from; sunspots, co2: real "
-                        "series; chars: a character-level language model",
-                        str, task_names())
+    task: str | None = _option(None, "seed (the default): the series lstm-xp grew from; "
+                               "sunspots, co2: real series; chars: a character-level language "
+                               "model (not with --series)", str, task_names())
+    series: str | None = _option(None, "learn your own series: a CSV file with a header line "
+                                 "(README, 'Your own series'); its run's task is 'series', "
+                                 "whose defaults the other options list", str)
+    column: str | None = _option(None, "--series: the column to learn (default: the file's "
+                                 "only numeric column)", str)
+    time_column: str | None = _option(None, "--series: the column of times, ISO dates "
+                                      "(2031-07, 2031-07-01, 2031-07-01T12:00) or numbers at a "
+                                      "regular step (default: the file's only column of "
+                                      "dates, if any)", str)
+    season: int | None = _option(None, "--series: the seasonal period in steps of the "
+                                 "seasonal_naive baseline; 0: none (default: from the time "
+                                 "step: 12 monthly, 4 quarterly, 7 daily, 24 hourly)", int)
+    missing: str | None = _option(None, "--series: what an empty or NA cell does: refuse "
+                                  "(the default) names its line; interpolate fills gaps "
+                                  "between two values linearly", str, MISSING_MODES)
     device: str = _option("cpu", "where to compute ('auto': the GPU if usable, else the CPU)",
                           str, DEVICES)
     dtype: str = _option("float32", "floating-point precision", str, FLOAT_DTYPES)
@@ -78,7 +94,8 @@ class TrainConfig:
         Raises:
             ConfigError (a ValueError) naming the first bad field.
         """
-        kind = task_class(self.task)
+        task = _task_of(self)
+        kind = task_class(task)
         kind.check_given(self)                 # options that a given one makes meaningless
         require(self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}",
                 self.optimizer)
@@ -86,10 +103,10 @@ class TrainConfig:
             if self.optimizer != "sgd" and getattr(self, name) is not None:
                 raise ConfigError(name, "{name} applies only to {opt[optimizer]} sgd, not to "
                                   "{got!r}", got=self.optimizer)
-        defaults = {**kind.defaults(self.task),
+        defaults = {**kind.defaults(task),
                     **(SGD_OPTIONS if self.optimizer == "sgd" else {})}
         filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
-        cfg = replace(self, **filled)
+        cfg = replace(self, task=task, **filled)
         for name in ("epochs", "batch_size", "hidden_size", "num_layers"):
             setattr(cfg, name, positive_int_option(name, getattr(cfg, name)))
         require(is_real(cfg.lr) and cfg.lr > 0, "lr", "a number > 0", cfg.lr)
@@ -118,9 +135,9 @@ class TrainConfig:
         for name, choices in (("device", DEVICES), ("dtype", FLOAT_DTYPES),
                               ("on_nonfinite", ON_NONFINITE)):
             require(getattr(cfg, name) in choices, name, f"one of {choices}", getattr(cfg, name))
-        for name in TASK_OPTIONS:
-            if name not in kind.options and getattr(cfg, name) is not None:
-                raise _not_for_task(name, cfg.task)
+        for option in TASK_OPTIONS:
+            if option not in kind.options and getattr(cfg, option) is not None:
+                raise _not_for_task(option, cfg)
         kind.validate(cfg)
         return cfg
 
@@ -139,16 +156,42 @@ class TrainConfig:
             for name, old_default in SGD_OPTIONS.items():   # defaults: they never applied
                 if d.get(name) == old_default:
                     d[name] = None
-        if d.get("task") in TASKS:
-            TASKS[d["task"]].normalize_saved(d)
+        if d.get("task") in KINDS:
+            KINDS[d["task"]].normalize_saved(d)
         return cls(**d)
 
 
 # the fields that only some kinds of task take (every other field applies to every task)
-TASK_OPTIONS = tuple(sorted({name for kind in TASKS.values() for name in kind.options}))
+TASK_OPTIONS = tuple(sorted({name for kind in KINDS.values() for name in kind.options}))
 
 
-def _not_for_task(option: str, task: str) -> ConfigError:
-    return not_for_task(option, task, tasks_taking(option))
+def _task_of(cfg: TrainConfig) -> str:
+    """The task a config runs: ``task`` (default "seed"), or "series" when it gives a
+    ``series`` file, which no ``task`` but "series" (a saved run's) goes with."""
+    if cfg.series is None:
+        if cfg.task in FILE_TASKS:
+            raise ConfigError("series", "{opt[task]} {task!r} learns a file of your own: "
+                              "pass it with {name} PATH", task=cfg.task)
+        return "seed" if cfg.task is None else cfg.task
+    if cfg.task is not None and cfg.task not in FILE_TASKS:
+        raise ConfigError("task", "{name} {task} and {opt[series]} {path} do not go together: "
+                          "{opt[series]} learns the series in your file; drop one of them",
+                          task=cfg.task, path=cfg.series)
+    return "series"
+
+
+def _not_for_task(option: str, cfg: TrainConfig) -> ConfigError:
+    if cfg.series is not None:          # the run's data come from a file
+        return ConfigError(option, "{name} applies only to {which}, not to a "
+                           "{opt[series]} file", which=_takers(option))
+    if not tasks_taking(option):        # an option of the files' tasks only
+        return ConfigError(option, "{name} applies only with {opt[series]} PATH (your own "
+                           "series), not to {task!r}", task=cfg.task)
+    return not_for_task(option, cfg.task, tasks_taking(option))
+
+
+def _takers(option: str) -> str:
+    takers = tasks_taking(option)
+    return f"the {takers[0]} task" if len(takers) == 1 else "the tasks " + ", ".join(takers)
 
 

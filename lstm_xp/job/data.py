@@ -3,6 +3,8 @@
 Everything here is host-side NumPy (data preparation, not model math) and needs no
 network: the real series are CSV files in ``lstm_xp/job/datasets`` (see its README for
 sources and licences), the text is read from the running interpreter's standard library.
+A user's own series comes from ``csv_series.read_series_csv``; the windows, splits and
+scaler here serve it alike (README, "Your own series").
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +24,22 @@ DATASETS = Path(__file__).with_name("datasets")
 
 @dataclass(frozen=True)
 class Series:
-    """A univariate series. ``period``: its seasonal period in steps, or None."""
+    """A univariate series. ``period``: its seasonal period in steps, or None.
+
+    ``step``: a ``csv_series.TimeStep`` when the labels are regular times (it writes the
+    labels that follow the last: ``step.after(labels[-1], n)``), else None; ``time_name``
+    labels the time axis; ``info``: facts about where the values came from (a CSV file's
+    name, path, sha256, column, filled values: ``csv_series.read_series_csv``).
+    """
 
     name: str
     values: np.ndarray          # (N,) float64
     labels: list                # (N,) time labels as strings ("1700", "1958-03", "x=-70.0")
     period: int | None
     unit: str
+    step: object = None
+    time_name: str = "time"
+    info: dict = field(default_factory=dict)
 
 
 def seed_series(n: int = 800, noise_seed: int = 0) -> Series:
@@ -40,7 +51,7 @@ def seed_series(n: int = 800, noise_seed: int = 0) -> Series:
     x = -70.0 + 0.1 * np.arange(n)
     noise = np.random.default_rng(noise_seed).standard_normal(n)
     values = np.sin(x) + 0.1 * noise + np.exp((x + 20) * 0.05)
-    return Series("seed", values, [f"x={v:.1f}" for v in x], period=63, unit="")
+    return Series("seed", values, [f"x={v:.1f}" for v in x], period=63, unit="", time_name="x")
 
 
 def _read_csv(filename: str):
@@ -52,13 +63,13 @@ def _read_csv(filename: str):
 def sunspots() -> Series:
     """Yearly mean sunspot number 1700-2008 (NOAA, public domain); ~11-year cycle."""
     labels, values = _read_csv("sunspots.csv")
-    return Series("sunspots", values, labels, period=11, unit="sunspots")
+    return Series("sunspots", values, labels, period=11, unit="sunspots", time_name="year")
 
 
 def co2() -> Series:
     """Monthly mean CO2 at Mauna Loa 1958-03..2001-12, ppm (SIO/CDIAC, public domain)."""
     labels, values = _read_csv("co2_monthly.csv")
-    return Series("co2", values, labels, period=12, unit="ppm")
+    return Series("co2", values, labels, period=12, unit="ppm", time_name="month")
 
 
 SERIES = {"seed": seed_series, "sunspots": sunspots, "co2": co2}
@@ -112,6 +123,24 @@ def time_split(n: int, fractions=(0.7, 0.15, 0.15)) -> dict:
     a = int(round(n * fractions[0]))
     b = a + int(round(n * fractions[1]))
     return {"train": (0, a), "val": (a, b), "test": (b, n)}
+
+
+def max_window(n: int, fractions=(0.7, 0.15, 0.15)) -> int:
+    """The longest window that leaves every part of an ``n``-value series at least one
+    example (0 if none does): the training part's first target comes after the window, so
+    the window must be shorter than the training part."""
+    bounds = time_split(n, fractions)
+    if any(hi <= lo for lo, hi in bounds.values()):
+        return 0
+    return bounds["train"][1] - 1
+
+
+def min_length(window: int, fractions=(0.7, 0.15, 0.15)) -> int:
+    """The fewest values a series needs so that ``window`` leaves every part an example."""
+    n = window + 3
+    while max_window(n, fractions) < window:
+        n += 1
+    return n
 
 
 class DeltaScaler:

@@ -245,6 +245,15 @@ class CharTask:
         return (f"{sum(len(v) for v in self.ids.values())} characters ({len(self.vocab)} "
                 f"distinct) from {self.source}")
 
+    def keep_data(self, run_dir) -> list:
+        """Copy into a new run folder what the run needs of its data (nothing: the data
+        are built in, or named by the config); returns the files' names."""
+        return []
+
+    def kept_files(self) -> list:
+        """The names :meth:`keep_data` writes."""
+        return []
+
     def write_outputs(self, model, run_dir, scores: dict, figures: bool) -> list:
         """samples.txt: 400 characters sampled at temperature 0.8 (no figure needed)."""
         prime = "def " if set("def ") <= set(self.vocab.chars) else self.vocab.chars[0]

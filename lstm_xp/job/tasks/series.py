@@ -1,5 +1,6 @@
-"""The series tasks (seed, sunspots, co2): windows of past values -> the next value,
-scored by RMSE against persistence, seasonal-naive and linear-AR baselines."""
+"""The series tasks (seed, sunspots, co2; a user's CSV in user_series.py): windows of past
+values -> the next value, scored by RMSE against persistence, seasonal-naive and linear-AR
+baselines."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import numpy as np
 
 from ...losses import MSELoss
 from .. import baselines as bl
-from ..data import DeltaScaler, load_series, make_windows, time_split
+from ..data import DeltaScaler, Series, load_series, make_windows, max_window, time_split
 from ..models import SeriesForecaster
-from ..options import positive_int_option
+from ..options import ConfigError, positive_int_option
 
 
 class ForecastTask:
-    """One-step-ahead forecasting of a built-in series from a window of past values.
+    """One-step-ahead forecasting of a series from a window of past values (a built-in one
+    by name, or any :class:`~lstm_xp.job.data.Series`).
 
     The series is cut in time order into train/val/test by the position of the value to
     forecast (70/15/15 %); windows are encoded relative to their last value
@@ -54,21 +56,40 @@ class ForecastTask:
     def from_config(cls, cfg):
         return cls(cfg.task, cfg.window)
 
-    def __init__(self, name: str, window: int, fractions=(0.7, 0.15, 0.15)):
-        self.series = load_series(name)
+    @classmethod
+    def from_run(cls, cfg, run_dir, resuming: bool):
+        """The task of the saved run in ``run_dir``: a built-in series is built anew."""
+        return cls.from_config(cfg)
+
+    def __init__(self, series: Series | str, window: int, fractions=(0.7, 0.15, 0.15)):
+        self.series = load_series(series) if isinstance(series, str) else series
+        self.task_name = self.series.name
         values = self.series.values
         self.window = window
+        self.fractions = fractions
+        if window > max_window(len(values), fractions):
+            raise self._too_long(window, fractions)
         windows = make_windows(values, window)
         bounds = time_split(len(values), fractions)
         self.split = {}
         for part, (lo, hi) in bounds.items():
-            keep = (windows.index >= lo) & (windows.index < hi)
-            if not keep.any():
-                raise ValueError(f"window={window} leaves no {part} examples in the "
-                                 f"{len(values)}-value series {name!r}; use a smaller window")
-            self.split[part] = windows.subset(keep)
+            self.split[part] = windows.subset((windows.index >= lo) & (windows.index < hi))
         self.scaler = DeltaScaler(values[:bounds["train"][1]])
         self.loss = MSELoss()
+
+    def _too_long(self, window: int, fractions) -> ConfigError:
+        """The error for a window that leaves some part of the series no example."""
+        n = len(self.series.values)
+        return ConfigError("window", "{name} must be in [1, {top}] for the {n}-value series "
+                           "{series!r}: its training part (the first {a} values) must hold "
+                           "a window and the value after it; got {got}",
+                           top=max_window(n, fractions), n=n, series=self.series.name,
+                           a=time_split(n, fractions)["train"][1], got=window)
+
+    @property
+    def period(self) -> int | None:
+        """The seasonal period of the seasonal_naive baseline (None: no such baseline)."""
+        return self.series.period
 
     def build_model(self, cfg):
         return SeriesForecaster(cfg.hidden_size, cfg.num_layers, dtype=cfg.dtype,
@@ -107,12 +128,12 @@ class ForecastTask:
 
     def baselines(self) -> dict:
         return bl.series_baselines(self.series.values, self.split["train"], self.split["test"],
-                                   self.series.period)
+                                   self.period)
 
     def baseline_forecasts(self) -> dict:
         """Each baseline's forecasts of the test targets (what :meth:`baselines` scores)."""
         return bl.series_forecasts(self.series.values, self.split["train"], self.split["test"],
-                                   self.series.period)
+                                   self.period)
 
     def forecast(self, model, steps: int) -> np.ndarray:
         """(steps,) values past the end of the series, one step at a time, each forecast fed
@@ -123,11 +144,20 @@ class ForecastTask:
             history.append(float(self.predict(model, np.array([history[-self.window:]]))[0]))
         return np.array(history[self.window:])
 
+    def forecast_labels(self, steps: int) -> list:
+        """The labels of the next ``steps`` values: the times that follow the series' last
+        when its times are regular (``2034-01``, ``2034-02``, ... after ``2033-12``), else
+        ``t+1``, ``t+2``, ..."""
+        if self.series.step is None:
+            return [f"t+{k}" for k in range(1, steps + 1)]
+        return self.series.step.after(self.series.labels[-1], steps)
+
     def predict_text(self, model, steps: int = 10) -> str:
         values = self.forecast(model, steps)
         lines = [f"# {self.series.name}: forecasts after the last value "
                  f"({self.series.labels[-1]}, {self.series.values[-1]:g})"]
-        lines += [f"t+{k}\t{v:.6g}" for k, v in enumerate(values, 1)]
+        lines += [f"{label}\t{v:.6g}"
+                  for label, v in zip(self.forecast_labels(len(values)), values)]
         return "\n".join(lines)
 
     def export_onnx(self, model, path, metadata: dict):
@@ -149,13 +179,23 @@ class ForecastTask:
         forecast = g.node("Add", [g.node("Squeeze", [last, g.axes(1)]),
                                   g.node("Mul", [g.node("Squeeze", [out, g.axes(1)]), scale])])
         g.output(forecast, "forecast", ["B"], f64)
-        return g.save(path, f"lstm_xp_{self.series.name}", {
-            "task": self.series.name, "window": self.window, "unit": self.series.unit,
+        return g.save(path, f"lstm_xp_{self.task_name}", {
+            "task": self.task_name, "series": self.series.name, "window": self.window,
+            "unit": self.series.unit,
             "scale": repr(self.scaler.scale), "last_label": self.series.labels[-1], **metadata})
 
     def summary_line(self) -> str:
         return (f"{len(self.series.values)} values, window {self.window}, train/val/test "
                 f"examples {'/'.join(str(len(self.split[p])) for p in ('train', 'val', 'test'))}")
+
+    def keep_data(self, run_dir) -> list:
+        """Copy into a new run folder what the run needs of its data (nothing: the data
+        are built in, or named by the config); returns the files' names."""
+        return []
+
+    def kept_files(self) -> list:
+        """The names :meth:`keep_data` writes."""
+        return []
 
     def write_outputs(self, model, run_dir, scores: dict, figures: bool) -> list:
         """forecast.png: one-step forecasts of the LSTM and every baseline over the test span."""
@@ -168,13 +208,17 @@ class ForecastTask:
             [self.series.labels[i] for i in test.index], test.targets, forecasts,
             {name: scores[name] for name in forecasts},
             f"{self.series.name}: one-step-ahead forecasts on the test span",
-            self.series.unit or "value", run_dir / "forecast.png")
+            self.value_label(), run_dir / "forecast.png", time_label=self.series.time_name)
         return ["forecast.png"]
+
+    def value_label(self) -> str:
+        """What the forecast figure's y axis shows."""
+        return self.series.unit or "value"
 
     def describe(self) -> dict:
         return {"series": self.series.name, "points": len(self.series.values),
                 "unit": self.series.unit, "window": self.window,
-                "seasonal_period": self.series.period,
+                "seasonal_period": self.period,
                 **{f"{k}_examples": len(v) for k, v in self.split.items()},
                 "test_span": [self.series.labels[self.split["test"].index[0]],
                               self.series.labels[self.split["test"].index[-1]]]}
