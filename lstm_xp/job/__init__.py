@@ -12,6 +12,7 @@ kind of task), data, baselines, models, plots, checkpoint, export (a run as ONNX
 """
 
 from .config import TrainConfig
-from .train import RunResult, TrainingDiverged, load_run, resume, train
+from .train import RunInterrupted, RunResult, TrainingDiverged, load_run, resume, train
 
-__all__ = ["TrainConfig", "train", "resume", "load_run", "RunResult", "TrainingDiverged"]
+__all__ = ["TrainConfig", "train", "resume", "load_run", "RunResult", "TrainingDiverged",
+           "RunInterrupted"]

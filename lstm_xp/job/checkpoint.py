@@ -9,13 +9,18 @@ Format (version 1), a NumPy ``.npz`` archive readable with ``allow_pickle=False`
     optim/<key>       optimizer state (step count and per-parameter buffers)
 
 A save writes a temporary file beside the target, flushes it to disk and renames it over
-the target, so an interrupted save leaves the previous checkpoint as it was.
+the target, so an interrupted save leaves the previous checkpoint as it was. SIGINT and
+SIGTERM wait until the save is over (they are blocked meanwhile, where the platform allows),
+so even their default actions find either the old file or the new one, and no temporary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -52,17 +57,34 @@ def save_checkpoint(path, ckpt: Checkpoint) -> Path:
         for key, value in store.items():
             arrays[f"{prefix}/{key}"] = np.asarray(value)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_directory(path.parent)        # make the rename itself durable
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with _stop_signals_deferred():
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_directory(path.parent)        # make the rename itself durable
+        finally:
+            if tmp.exists():
+                tmp.unlink()
     return path
+
+
+@contextlib.contextmanager
+def _stop_signals_deferred():
+    """SIGINT and SIGTERM blocked for the duration (delivered right after it), on platforms
+    with ``pthread_sigmask`` and in the main thread, where Python's handlers run."""
+    stops = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _fsync_directory(directory: Path) -> None:

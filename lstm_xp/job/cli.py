@@ -5,7 +5,8 @@ The training options are generated from :class:`lstm_xp.train.TrainConfig`'s fie
 names, types, choices, help, defaults per task), and the prediction options from each
 task's ``predict_options``, so the command line and the library cannot drift apart. Every
 error is one ``error:`` line on stderr naming the option as it was typed, exit status 2
-(3 for a diverged run); never a traceback for bad input or a failing disk.
+(3 for a diverged run); never a traceback for bad input or a failing disk. Ctrl-C and
+SIGTERM stop a run with one line naming the command that continues it (130, 143).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from backends import DEVICES, BackendUnavailableError, install_command
 
 from .checkpoint import CheckpointError
 from .options import ConfigError, flag, not_for_task
-from .tasks import TASKS
+from .tasks import KINDS
 from .config import SGD_OPTIONS, TrainConfig
-from .train import TrainingDiverged, load_run, resume, train
+from .train import RunInterrupted, TrainingDiverged, load_run, resume, train
 
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
 
@@ -73,10 +74,10 @@ def _quiet_on_broken_pipe(main):
 def _defaults_note(name: str, default) -> str:
     if name in SGD_OPTIONS:
         return f" (--optimizer sgd only; default {SGD_OPTIONS[name]})"
-    per_task = {task: kind.defaults(task)[name] for task, kind in TASKS.items()
+    per_task = {task: kind.defaults(task)[name] for task, kind in KINDS.items()
                 if name in kind.defaults(task)}
-    takers = [task for task, kind in TASKS.items() if name in kind.options]
-    if takers and len(takers) < len(TASKS):
+    takers = [task for task, kind in KINDS.items() if name in kind.options]
+    if takers and len(takers) < len(KINDS):
         where = f"{'/'.join(takers)} only"
         if per_task:
             values = set(per_task.values())
@@ -92,12 +93,14 @@ def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lstm-xp train", argument_default=argparse.SUPPRESS, allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train an lstm-xp model on a built-in dataset and compare it with simple "
-                    "baselines on the same test points.",
+        description="Train an lstm-xp model on a built-in dataset (--task) or on your own "
+                    "series (--series PATH, a CSV file) and compare it with simple baselines "
+                    "on the same test points.",
         epilog="examples:\n"
                "  lstm-xp train                      # the seed series, CPU\n"
                "  lstm-xp train --task sunspots --device auto\n"
                "  lstm-xp train --task chars --text my.txt --bptt 64\n"
+               "  lstm-xp train --series sales.csv --column sales   # your own series\n"
                "  lstm-xp train --resume runs/seed-20261201-101500 --epochs 80\n"
                "A run folder receives config.json, checkpoint.npz (after every epoch), "
                "metrics.json,\nloss_curve.png and forecast.png (series) or samples.txt "
@@ -114,7 +117,7 @@ def train_parser() -> argparse.ArgumentParser:
         if meta["choices"]:
             kwargs["choices"] = meta["choices"]
         else:
-            kwargs["metavar"] = f.name.upper()
+            kwargs["metavar"] = "PATH" if f.name == "series" else f.name.upper()
         p.add_argument(flag(f.name), **kwargs)
     p.add_argument("--out", metavar="RUN_DIR",
                    help="run folder (default: a new runs/<task>-<date>-<time>)")
@@ -132,25 +135,37 @@ def train_parser() -> argparse.ArgumentParser:
 
 @_quiet_on_broken_pipe
 def train_main(argv=None) -> int:
-    """``lstm-xp train``: train a new run, or extend one with --resume."""
+    """``lstm-xp train``: train a new run, or extend one with --resume.
+
+    Exit status: 0 done; 2 a bad option or file, a failing disk; 3 the run diverged; 130 /
+    143 stopped by SIGINT / SIGTERM (one line says the saved epoch and how to continue)."""
     given = vars(train_parser().parse_args(argv))
     out, run = given.pop("out", None), given.pop("resume", None)
-    progress = not given.pop("no_progress", False)
+    progress = False if given.pop("no_progress", False) else None   # None: on terminals
     dist = None
     try:
         if given.pop("distributed", False):
             from ..distributed import setup
             dist = setup()
         if run:
-            ignored = sorted(flag(k) for k in given if k not in ("epochs", "device"))
-            ignored += ["--out"] if out else []
-            if ignored and (dist is None or dist.is_root):
-                print(f"note: with --resume the run's saved config applies; ignoring "
-                      f"{', '.join(ignored)}", file=sys.stderr)
+            refused = [flag(k) for k in given if k not in ("epochs", "device")]
+            refused += ["--out"] if out else []
+            if refused:                       # the same on every rank: rank 0 says it
+                names = ", ".join(refused[:-1]) + (" and " if len(refused) > 1 else "")
+                message = (f"{names}{refused[-1]} cannot change when resuming a run (the "
+                           f"run's saved options apply); only --epochs and --device may be "
+                           f"given with --resume")
+                return _fail(message) if dist is None or dist.is_root else EXIT_BAD_INPUT
             result = resume(run, epochs=given.get("epochs"), device=given.get("device"),
                             progress=progress, dist=dist)
         else:
             result = train(TrainConfig(**given), out, progress=progress, dist=dist)
+    except RunInterrupted as stop:            # SIGINT / SIGTERM: one line, 130 / 143
+        if dist is None or dist.is_root:
+            command = "lstm-xp train" if dist is None else (
+                f"mpiexec -n {dist.size} lstm-xp train --distributed")
+            print(stop.describe(resume_with=command), file=sys.stderr)
+        return stop.exit_status
     except ConfigError as err:
         return _fail_on(dist, err, err.render(flag))
     except TrainingDiverged as err:
@@ -189,7 +204,7 @@ def _fail_on(dist, err, message: str, status: int = EXIT_BAD_INPUT) -> int:
 
 # ------------------------------------------------------------------------ prediction
 def _predict_takers(option: str) -> list:
-    return [task for task, kind in TASKS.items() if option in kind.predict_options]
+    return [task for task, kind in KINDS.items() if option in kind.predict_options]
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -204,7 +219,7 @@ def predict_parser() -> argparse.ArgumentParser:
                    help="parameters of the best validation epoch (default), or of the last")
     p.add_argument("--device", choices=DEVICES, help="default: the device the run used")
     seen = set()
-    for kind in TASKS.values():
+    for kind in KINDS.values():
         for name, (type_, default, help_) in kind.predict_options.items():
             if name not in seen:
                 seen.add(name)
