@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def available() -> bool:
     """Whether matplotlib can be imported (the training job skips figures, with a note,
@@ -23,43 +25,80 @@ def _pyplot():
     return plt
 
 
+def _plain_ticks(ax) -> None:
+    """Tick labels as plain numbers (0.9, 0.05), never 9×10⁻¹, on a log axis too."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, ScalarFormatter
+    if ax.get_yscale() == "log":
+        low, high = (v for v in ax.dataLim.intervaly)
+        decades = math.log10(high / low) if low > 0 else 99
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2
+                                              else (1.0,), numticks=8))
+        ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0,
+                                                             7.0, 8.0, 9.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    else:
+        plain = ScalarFormatter(useOffset=False)
+        plain.set_scientific(False)
+        ax.yaxis.set_major_formatter(plain)
+
+
+def _log_worth_it(values) -> bool:
+    """A log axis helps when the values span more than a factor of ~20 (all positive)."""
+    values = [v for v in values if v == v]
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 20
+
+
 def loss_curve(history: list, metric: str, train_loss: str, best_epoch, title: str,
                path) -> None:
-    """Training loss (left axis, log scale) and validation ``metric`` (right axis) per epoch,
-    with the best validation epoch marked. ``train_loss`` says what the training loss is."""
+    """Two panels sharing the epoch axis: training loss (top) and validation ``metric``
+    (bottom), each on its own scale (logarithmic where the values span more than a factor
+    of 20), with plain tick labels and the best validation epoch marked. ``train_loss``
+    says what the training loss is."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
     epochs = [h["epoch"] for h in history]
+    losses = [h["train_loss"] for h in history]
     val = [h[f"val_{metric}"] for h in history]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", markersize=3,
-            label=f"train loss ({train_loss})", color="tab:blue")
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(f"train loss: {train_loss}", fontsize=8)
-    ax.set_yscale("log")
-    ax2 = ax.twinx()
-    ax2.plot(epochs, val, marker="o", markersize=3, label=f"validation {metric}",
-             color="tab:orange")
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 5.5))
+    top.plot(epochs, losses, marker="o", markersize=3, color="tab:blue")
+    top.set_ylabel("train loss")
+    top.set_title(f"train loss: {train_loss}", fontsize=9, loc="left")
+    bottom.plot(epochs, val, marker="o", markersize=3, color="tab:orange",
+                label=f"validation {metric}")
     if best_epoch is not None:
         best = val[epochs.index(best_epoch)]
-        ax2.plot([best_epoch], [best], marker="*", markersize=14, color="tab:red",
-                 linestyle="none", label=f"best epoch {best_epoch} ({metric} {best:.4g})")
-    ax2.set_ylabel(f"validation {metric} (lower is better)")
-    lines = ax.get_lines() + ax2.get_lines()
-    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=8)
-    ax.set_title(title)
+        bottom.plot([best_epoch], [best], marker="*", markersize=14, color="tab:red",
+                    linestyle="none", label=f"best epoch {best_epoch} ({metric} {best:.4g})")
+        for ax in (top, bottom):
+            ax.axvline(best_epoch, color="tab:red", linewidth=0.8, linestyle=":")
+        bottom.legend(fontsize=8, loc="best")
+    bottom.set_ylabel(f"validation {metric}")
+    bottom.set_title(f"validation {metric} (lower is better)", fontsize=9, loc="left")
+    bottom.set_xlabel("epoch")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax, values in ((top, losses), (bottom, val)):
+        if _log_worth_it(values):
+            ax.set_yscale("log")
+        _plain_ticks(ax)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.margins(y=0.12)
+    if len(epochs) == 1:
+        bottom.set_xlim(epochs[0] - 1, epochs[0] + 1)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
 def forecast_vs_actual(labels, actual, forecasts: dict, scores: dict, title: str,
-                       unit: str, path) -> None:
-    """One-step-ahead forecasts over the test span against the actual values; each model's
-    test score (``scores[name]``, RMSE in ``unit``) in the legend."""
+                       unit: str, path, time_label: str = "time") -> None:
+    """One-step-ahead forecasts over the test span against the actual values, on the time
+    axis of ``labels`` (named ``time_label``), the values in ``unit``; each model's test
+    score (``scores[name]``, RMSE in ``unit``) in the legend, which sits below the axes so
+    that it covers no data."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(9, 5))
     x = range(len(actual))
     ax.plot(x, actual, color="black", linewidth=1.5, label="actual")
     for name, values in forecasts.items():
@@ -68,9 +107,16 @@ def forecast_vs_actual(labels, actual, forecasts: dict, scores: dict, title: str
     ticks = list(range(0, len(labels), max(1, len(labels) // 8)))
     ax.set_xticks(ticks)
     ax.set_xticklabels([labels[i] for i in ticks], rotation=30, ha="right", fontsize=8)
+    ax.set_xlim(-0.5, len(actual) - 0.5)
+    ax.set_xlabel(time_label)
     ax.set_ylabel(unit)
+    _plain_ticks(ax)
+    ax.grid(True, alpha=0.3)
     ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    handles = ax.get_lines()
+    fig.legend(handles, [h.get_label() for h in handles], loc="lower center",
+               ncol=min(3, len(handles)), fontsize=8, frameon=False)
+    rows = math.ceil(len(handles) / min(3, len(handles)))
+    fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
