@@ -85,6 +85,14 @@ def cli_folder(tmp_path_factory):
     (root / "folder").mkdir()
     (root / "bin.dat").write_bytes(b"ELF\x00\x01\x02" * 50)
     (root / "latin.txt").write_bytes("plain é and more plain text".encode("latin-1") * 10)
+    rows = [f"{2029 + k // 12}-{k % 12 + 1:02d},{100 + k}" for k in range(60)]
+    csvs = {"sales.csv": rows, "na.csv": rows[:5] + ["2029-06,NA"] + rows[6:],
+            "text.csv": rows[:5] + ["2029-06,n/a?"] + rows[6:],
+            "inf.csv": rows[:5] + ["2029-06,inf"] + rows[6:], "gap.csv": rows[:5] + rows[6:],
+            "back.csv": rows[:5] + ["2029-04,105"] + rows[6:], "short.csv": rows[:20],
+            "edge.csv": ["2029-01,"] + rows[1:]}
+    for name, lines in csvs.items():
+        (root / name).write_text("month,sales\n" + "\n".join(lines) + "\n")
     return root
 
 
@@ -100,4 +108,5 @@ def test_documented_command_line_error(command, status, stderr, cli_folder, monk
     assert sorted(p.name for p in (cli_folder / "run").iterdir()) == sorted(
         ["checkpoint.npz", "config.json", "metrics.json", "loss_curve.png", "forecast.png"])
     assert not [p.name for p in cli_folder.iterdir() if p.name.startswith(".")]
+    assert not [p.name for p in cli_folder.iterdir() if p.name.startswith("series-")]
     assert not (cli_folder / "runs").exists()        # a refused run claims no folder
