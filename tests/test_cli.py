@@ -220,3 +220,11 @@ def test_python_dash_m_is_the_same_program(tmp_path):
     done = subprocess.run([sys.executable, "-m", "lstm_xp", "export", "--help"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert done.returncode == 0 and "usage: lstm-xp export" in done.stdout
+
+
+def test_help_into_a_closed_pipe_exits_quietly(tmp_path):
+    """`lstm-xp --help | grep -q ...` closes the pipe early: no traceback."""
+    done = subprocess.run(f'"{sys.executable}" -m lstm_xp --help | head -c 1 >/dev/null; '
+                          f'"{sys.executable}" -m lstm_xp --help | true',
+                          shell=True, cwd=tmp_path, capture_output=True, text=True)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

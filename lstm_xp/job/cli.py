@@ -300,6 +300,7 @@ COMMANDS = {
 }
 
 
+@_quiet_on_broken_pipe
 def main(argv=None) -> int:
     """``lstm-xp COMMAND ...`` (and ``python -m lstm_xp``): run one of COMMANDS."""
     argv = list(sys.argv[1:] if argv is None else argv)
