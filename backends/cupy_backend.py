@@ -37,7 +37,8 @@ class CupyBackend(Backend):
         for source in KERNELS:
             names = name_expressions(source)
             module = cupy.RawModule(code=(SOURCE_DIR / source).read_text(),
-                                    options=COMPILE_OPTIONS, name_expressions=list(names.values()))
+                                    options=COMPILE_OPTIONS[source],
+                                    name_expressions=list(names.values()))
             self._kernels.update((key, module.get_function(name)) for key, name in names.items())
         self._zero_rows: dict = {}      # (B, H, dtype) -> zeros standing in for dy = None
         probe = cupy.ones((2, 2), dtype=cupy.float32)

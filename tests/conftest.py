@@ -23,6 +23,9 @@ def pytest_addoption(parser):
     parser.addoption("--emulated-gpu", action="store_true",
                      help="run on the emulated CUDA device of tests/emulated_gpu (CuPy's API over "
                           "NumPy, the real .cu files compiled as C++); use with -m gpu")
+    parser.addoption("--emulated-fma", action="store_true",
+                     help="with --emulated-gpu: compile kernels with fused multiply-adds wherever "
+                          "NVRTC would (as a GPU runs them); default is no contraction")
 
 
 def pytest_configure(config):
@@ -31,6 +34,10 @@ def pytest_configure(config):
         if "cupy" in sys.modules:
             raise pytest.UsageError("--emulated-gpu: the real cupy is already imported")
         sys.path.insert(0, str(EMULATED_GPU))
+        if config.getoption("--emulated-fma"):
+            os.environ["CUPY_EMULATOR_FMA"] = "1"
+    elif config.getoption("--emulated-fma"):
+        raise pytest.UsageError("--emulated-fma goes with --emulated-gpu")
 
 
 @pytest.fixture

@@ -38,23 +38,44 @@ def _nvrtc_or_skip():
     return core, compiler
 
 
+def _nvrtc(core, compiler, source, options, method):
+    """(cubin or PTX, lowered names) of ``source`` compiled as RawModule compiles it on an
+    sm_90 device (cupy/cuda/compiler.py: _compile_with_cache_cuda adds -ftz=true,
+    _compile_using_nvrtc the arch and execution space; the device query it would make for
+    the arch is the one step replaced here)."""
+    names = sorted(name_expressions(source).values())
+    options = core.assemble_cupy_compiler_options(options) + (
+        "-ftz=true", "-arch=sm_90", "--device-as-default-execution-space")
+    program = compiler._NVRTCProgram((SOURCE_DIR / source).read_text(), source,
+                                     name_expressions=names, method=method)
+    return program.compile(options)
+
+
 @pytest.mark.parametrize("source", sorted(KERNELS))
 def test_kernels_compile_with_nvrtc_as_cupy_does(source):
     core, compiler = _nvrtc_or_skip()
     names = sorted(name_expressions(source).values())
-    # what RawModule.compile() passes on an sm_90 device (cupy/cuda/compiler.py:
-    # _compile_with_cache_cuda adds -ftz=true, _compile_using_nvrtc the arch and execution
-    # space); the device query it would make for the arch is the one step replaced here
-    options = core.assemble_cupy_compiler_options(COMPILE_OPTIONS) + (
-        "-ftz=true", "-arch=sm_90", "--device-as-default-execution-space")
-    program = compiler._NVRTCProgram((SOURCE_DIR / source).read_text(), source,
-                                     name_expressions=names, method="cubin")
-    cubin, lowered = program.compile(options)
+    cubin, lowered = _nvrtc(core, compiler, source, COMPILE_OPTIONS[source], "cubin")
     assert len(cubin) > 0
     assert sorted(lowered) == names
     for name in names:                       # a mangled C++ symbol per instantiation
         assert lowered[name].startswith("_Z"), (name, lowered[name])
     assert len(set(lowered.values())) == len(names)
+
+
+def test_optimizer_kernels_fuse_no_multiply_adds():
+    """optimizers.cu is compiled with --fmad=false so that the fused steps round as the
+    generic ones (backends/cuda_source.py says why): its PTX has no fma instruction, where
+    the same source with NVRTC's default options has them (the check can fail)."""
+    core, compiler = _nvrtc_or_skip()
+    default = dict(COMPILE_OPTIONS)["optimizers.cu"]
+    default = tuple(o for o in default if not o.lstrip("-").startswith("fmad"))
+    fused, _ = _nvrtc(core, compiler, "optimizers.cu", default, "ptx")
+    unfused, _ = _nvrtc(core, compiler, "optimizers.cu", COMPILE_OPTIONS["optimizers.cu"], "ptx")
+    fused, unfused = (p.decode() if isinstance(p, bytes) else p for p in (fused, unfused))
+    assert "fma.rn.ftz.f32" in fused and "fma.rn.f64" in fused     # -ftz=true: CuPy's
+    assert "fma." not in unfused
+    assert "mul.rn.ftz.f32" in unfused and "mul.rn.f64" in unfused
 
 
 HOST_HARNESS = r"""

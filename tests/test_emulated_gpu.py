@@ -6,6 +6,7 @@ skips elsewhere.
 """
 
 import importlib.util
+import os
 import weakref
 from pathlib import Path
 
@@ -139,6 +140,29 @@ def test_order_dependent_kernels_fail_the_reversed_run(body, defect):
     else:
         k((2,), (4,), (out,))
         np.testing.assert_array_equal(out.get(), np.arange(8))
+
+
+MULTIPLY_ADD = r"""
+extern "C" __global__ void mad(float* out, const float* a, const float* b, const float* c) {
+    out[0] = a[0] * b[0] + c[0];
+}
+"""
+
+
+@pytest.mark.parametrize("options", [(), ("--fmad=true",), ("--fmad=false",),
+                                     ("--use_fast_math", "-fmad=false")])
+def test_multiply_adds_fuse_as_nvrtc_would_in_fma_mode(options):
+    """(1 + 2**-12)**2 - 1 is 2**-11 + 2**-24 with one rounding (a fused multiply-add) and
+    2**-11 with two. With --emulated-fma the emulator fuses wherever NVRTC would (by
+    default, unless --fmad=false comes last); without it, never."""
+    one = np.float32(1 + 2.0 ** -12)
+    a, b, c = (cupy.asarray(np.array([v], np.float32)) for v in (one, one, -1.0))
+    out = cupy.empty(1, dtype=cupy.float32)
+    cupy.RawModule(code=MULTIPLY_ADD, options=options).get_function("mad")(
+        (1,), (1,), (out, a, b, c))
+    fmad = "--fmad=false" not in options and "-fmad=false" not in options
+    fused = os.environ.get("CUPY_EMULATOR_FMA") == "1" and fmad
+    assert out.get()[0] == (2.0 ** -11 + 2.0 ** -24 if fused else 2.0 ** -11)
 
 
 @pytest.mark.parametrize("feature", ["__syncthreads();", "__shared__ float s[4];",

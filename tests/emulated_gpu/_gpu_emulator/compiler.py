@@ -8,6 +8,13 @@ functions: ``emu_params_<i>`` (the parameter types, from the compiler: ``launch.
 
 Libraries are cached on disk by a hash of everything that goes into them (source, options,
 names, the two headers), in ``$TMPDIR/cupy-emulator-<uid>``, and loaded once per process.
+
+Multiply-adds. NVRTC contracts ``a*b + c`` into one fused multiply-add (one rounding) unless
+told ``--fmad=false``; g++ on x86-64 emits no FMA unless asked. By default the emulator
+compiles with contraction off (two roundings, as NumPy computes); with ``CUPY_EMULATOR_FMA=1``
+(``pytest --emulated-gpu --emulated-fma``) it contracts wherever the kernel's options let
+NVRTC contract (``-ffp-contract=fast``, with ``-mfma`` on x86-64). The two modes bracket
+what a GPU does: the compilers need not pick the same multiply-adds to fuse.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -54,6 +62,27 @@ def _cxx_options(options) -> list[str]:
         elif opt.startswith(("--define-macro=", "--include-path=")):
             flags.append(("-D" if opt.startswith("--define") else "-I") + opt.split("=", 1)[1])
     return [std, *flags]
+
+
+def _nvrtc_contracts(options) -> bool:
+    """Whether NVRTC, given ``options``, fuses multiply-adds: yes unless ``--fmad=false``
+    (``-fmad=false``) comes after any ``--fmad=true`` or ``--use_fast_math``."""
+    contracts = True
+    for opt in options:
+        name, _, value = opt.lstrip("-").partition("=")
+        if name == "fmad":
+            contracts = value != "false"
+        elif name == "use_fast_math":
+            contracts = True
+    return contracts
+
+
+def _contraction_flags(options) -> list[str]:
+    """g++ flags for the multiply-adds NVRTC would fuse under ``options``, in this mode."""
+    if os.environ.get("CUPY_EMULATOR_FMA") == "1" and _nvrtc_contracts(options):
+        x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")
+        return ["-ffp-contract=fast"] + (["-mfma"] if x86 else [])
+    return ["-ffp-contract=off"]
 
 
 def _cache_dir() -> Path:
@@ -119,7 +148,7 @@ def _load(path: Path, names) -> CompiledModule:
 
 def compile_module(code: str, options, names) -> CompiledModule:
     """The kernels ``names`` (C++ expressions) of CUDA source ``code``, compiled once."""
-    names, flags = tuple(names), _cxx_options(options)
+    names, flags = tuple(names), _cxx_options(options) + _contraction_flags(options)
     recipe = "\0".join([_SHIM.read_text(), _LAUNCH.read_text(), code, *flags, *names, _CXX])
     key = hashlib.sha256(recipe.encode()).hexdigest()[:24]
     if key not in _LOADED:
