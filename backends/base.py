@@ -145,6 +145,22 @@ class Backend:
     def _on_device(self) -> dict:
         return {} if self.device is None else {"device": self.device}
 
+    # ------------------------------------------------------------------ GEMM precision
+    @property
+    def allow_tf32(self) -> bool:
+        """Whether float32 GEMMs may round their inputs to TF32 (a 10-bit mantissa) on tensor
+        cores, as ``torch.backends.cuda.matmul.allow_tf32``. Off by default; only the GPU
+        backend has the mode, and setting True elsewhere raises ValueError."""
+        return False
+
+    @allow_tf32.setter
+    def allow_tf32(self, on) -> None:
+        if not isinstance(on, (bool, np.bool_)):
+            raise TypeError(f"allow_tf32 must be True or False, got {on!r}")
+        if on:
+            raise ValueError(f"allow_tf32: TF32 is a cuBLAS math mode of the gpu backend; the "
+                             f"{self.name} backend computes float32 GEMMs in float32")
+
     # ------------------------------------------------------------------ randomness
     def manual_seed(self, seed) -> None:
         """Restart this backend's generator from ``seed`` (None: fresh entropy)."""

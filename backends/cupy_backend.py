@@ -70,6 +70,29 @@ class CupyBackend(Backend):
                 "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion()}
 
     # ------------------------------------------------------------------- GEMMs
+    @property
+    def allow_tf32(self) -> bool:
+        """As Backend.allow_tf32. Reads the math mode of CuPy's cuBLAS handle for the current
+        device and thread."""
+        from cupy_backends.cuda.libs import cublas
+        mode = cublas.getMathMode(cupy.cuda.device.get_cublas_handle())
+        return mode & 0xF == cublas.CUBLAS_TF32_TENSOR_OP_MATH
+
+    @allow_tf32.setter
+    def allow_tf32(self, on) -> None:
+        """Let float32 GEMMs use TF32 tensor cores (Ampere and newer), or not: the math mode
+        of CuPy's cuBLAS handle for the current device and thread (cupy.cublas.gemm, the
+        per-step and weight-gradient GEMMs), and CuPy's float32 compute type for matmul
+        (the input projections), which is process-wide. float64 GEMMs are unaffected."""
+        if not isinstance(on, (bool, np.bool_)):
+            raise TypeError(f"allow_tf32 must be True or False, got {on!r}")
+        from cupy._core import _routines_linalg as linalg
+        from cupy_backends.cuda.libs import cublas
+        cublas.setMathMode(cupy.cuda.device.get_cublas_handle(),
+                           cublas.CUBLAS_TF32_TENSOR_OP_MATH if on else cublas.CUBLAS_DEFAULT_MATH)
+        linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if on
+                                else linalg.COMPUTE_TYPE_DEFAULT)
+
     def matmul_into(self, a, b, out) -> None:
         cupy.cublas.gemm("N", "N", a, b, out=out, alpha=1.0, beta=0.0)
 

@@ -306,20 +306,6 @@ def peak_step_memory(backend, train_step) -> int:
     return peak
 
 
-def enable_tf32(backend) -> bool:
-    """Let cuBLAS use TF32 tensor cores for lstm-xp's float32 GEMMs: ``cupy.cublas.gemm``
-    (sgemm) and ``cupy.matmul`` (gemmEx, the input projection and the peak measurement)
-    both follow the math mode of CuPy's cuBLAS handle for this device and thread. Returns
-    whether the handle now reports that mode; on GPUs older than Ampere it does, but cuBLAS
-    has no TF32 to use there."""
-    from cupy_backends.cuda.libs import cublas
-
-    handle = backend.xp.cuda.device.get_cublas_handle()
-    mode = getattr(cublas, "CUBLAS_TF32_TENSOR_OP_MATH", 3)    # cublasMath_t in cublas_api.h
-    cublas.setMathMode(handle, mode)
-    return cublas.getMathMode(handle) == mode
-
-
 def machine_line(backend) -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -378,9 +364,11 @@ def main(argv=None) -> int:
         else:
             # OpenBLAS uses every logical core unless told otherwise: give torch the same
             torch.set_num_threads(_blas_threads())
-    if args.tf32 and not enable_tf32(backend):
-        print("error: cuBLAS did not accept the TF32 math mode", file=sys.stderr)
-        return 2
+    if args.tf32:
+        backend.allow_tf32 = True               # lstm-xp's switch: cuBLAS's math mode
+        if not backend.allow_tf32:
+            print("error: cuBLAS did not accept the TF32 math mode", file=sys.stderr)
+            return 2
     timer = Timer(backend, torch)
     peak = gemm_peak_gflops(backend, args.dtype)
     print(f"# lstm-xp {lstm_xp.__version__} vs torch "
@@ -403,6 +391,7 @@ def main(argv=None) -> int:
     head = ("config", "train ms", "torch ms", "train ratio", "infer ms", "torch ms",
             "infer ratio", "GFLOP/s", "% peak", "step MB", "activ. MB", "noisy")
     rows = []
+    print("  " + " | ".join(head), file=sys.stderr, flush=True)       # then a row per config
     probe = HostProbe()
     for _ in range(probe.baseline_samples):
         probe.sample()

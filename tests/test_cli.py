@@ -142,6 +142,25 @@ def test_auto_device_is_named_everywhere(tmp_path, monkeypatch, capsys):
         assert json.loads((tmp_path / "run" / name).read_text())["device"] == "cpu"
 
 
+@pytest.mark.parametrize("args", [["--tf32"], ["--tf32", "--device", "gpu", "--dtype",
+                                                "float64"]])
+def test_tf32_needs_float32_on_the_gpu(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    assert cli.train_main([*TINY, *args]) == 2
+    err = capsys.readouterr().err
+    assert "--tf32 is a cuBLAS math mode for float32 on the GPU: it needs --device gpu" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_tf32_with_auto_on_a_cpu_says_it_does_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    import backends
+    monkeypatch.delitem(backends._INSTANCES, "gpu", raising=False)
+    assert cli.train_main([*TINY, "--device", "auto", "--tf32", "--out", "run"]) == 0
+    assert "(device 'auto' chose cpu; --tf32 does nothing on the CPU)" in capsys.readouterr().out
+
+
 def test_help_lists_every_option_with_help_and_per_task_defaults():
     text = " ".join(cli.train_parser().format_help().split())
     for f in fields(TrainConfig):

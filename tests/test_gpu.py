@@ -4,6 +4,8 @@ Marked ``gpu``: run with ``pytest -m gpu`` on a machine with CuPy and a CUDA dev
 elsewhere every test here skips with the reason.
 """
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -141,6 +143,7 @@ def test_unbatched_lengths_and_fortran_ordered_gradients_on_gpu(gpu, rng):
 
 @pytest.mark.parametrize("task, extra", [
     ("seed", dict(epochs=2, hidden_size=16)),
+    ("seed", dict(epochs=2, hidden_size=16, tf32=True)),
     ("chars", dict(epochs=2, hidden_size=16, seq_len=16, batches_per_epoch=5, max_chars=20_000)),
     ("chars", dict(epochs=1, hidden_size=16, bptt=16, batch_size=8, max_chars=20_000)),
 ])
@@ -150,6 +153,8 @@ def test_training_job_end_to_end_on_gpu(gpu, tmp_path, task, extra):
     result = train(TrainConfig(task=task, device="gpu", **extra), tmp_path / "run",
                    progress=False, echo=lambda *_: None)
     assert result.metrics["device"] == "gpu" and "gpu" in result.metrics["versions"]
+    assert gpu.allow_tf32 is extra.get("tf32", False)
+    gpu.allow_tf32 = False
     _, loaded_task, model = load_run(tmp_path / "run")
     assert model.backend.name == "gpu"
     if task == "chars":
@@ -283,3 +288,85 @@ def test_strided_device_arrays_on_gpu_match_contiguous(gpu, layout, rng):
         results.append([gpu.to_numpy(a) for a in (y, dx, dh0, lstm.grads["weight_hh_l0"])])
     for got, want in zip(results[1], results[0]):
         np.testing.assert_array_equal(got, want)
+
+
+def _tf32_bound(a, b):
+    """Per entry of a @ b: the error bound when a and b are rounded to TF32 (each entry off
+    by at most 2**-10 of itself) and the products summed in float32 (K * 2**-24 of the
+    absolute sum), times 1.01."""
+    absolute = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    return 1.01 * absolute * (2 * 2.0 ** -10 + 2.0 ** -20 + a.shape[1] * 2.0 ** -24)
+
+
+def test_tf32_switch_rounds_float32_gemms_and_only_those(gpu, rng):
+    """allow_tf32 (off by default) lets cuBLAS's sgemm and CuPy's float32 matmul round their
+    inputs to TF32: their results stay inside the 10-bit-mantissa bound; float64 GEMMs keep
+    their bits; switching off restores full float32. A GPU may still pick a full-FP32 kernel
+    for a small GEMM, so that TF32 did act is asserted on the emulated device only."""
+    a = rng.standard_normal((64, 256)).astype("float32")
+    b = rng.standard_normal((256, 32)).astype("float32")
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    a64, b64 = gpu.asarray(a.astype(np.float64)), gpu.asarray(b.astype(np.float64))
+
+    def products():
+        into = gpu.zeros((64, 32), gpu.dtype("float32"))
+        gpu.matmul_into(gpu.asarray(a), gpu.asarray(b), out=into)
+        double = gpu.zeros((64, 32), gpu.dtype("float64"))
+        gpu.matmul_into(a64, b64, out=double)
+        return (gpu.to_numpy(into), gpu.to_numpy(gpu.xp.matmul(gpu.asarray(a), gpu.asarray(b))),
+                gpu.to_numpy(double))
+
+    assert gpu.allow_tf32 is False
+    into_off, matmul_off, double_off = products()
+    try:
+        gpu.allow_tf32 = True
+        assert gpu.allow_tf32 is True
+        into_on, matmul_on, double_on = products()
+    finally:
+        gpu.allow_tf32 = False
+    assert gpu.allow_tf32 is False
+    bound = _tf32_bound(a, b)
+    for got in (into_on, matmul_on):
+        assert np.all(np.abs(got - exact) <= bound)
+    np.testing.assert_array_equal(double_on, double_off)
+    full = 1.01 * (np.abs(a).astype(np.float64) @ np.abs(b)) * 256 * 2.0 ** -24
+    for got in (into_off, matmul_off, *products()[:2]):         # off again: full float32
+        assert np.all(np.abs(got - exact) <= full)
+    if importlib.util.find_spec("cupy._emulator") is not None:        # the emulated device
+        for got in (into_on, matmul_on):
+            assert np.max(np.abs(got - exact) / bound) > 0.01 > np.max(
+                np.abs(into_off - exact) / bound)
+
+
+def test_lstm_with_tf32_stays_within_a_10_bit_mantissa(gpu, rng):
+    """A training step's outputs and gradients with TF32 on, against float64 on the CPU:
+    relative errors of order 2**-10 (1e-3) after 8 steps, where full float32 gives 1e-6."""
+    T, B, I, H = 8, 4, 16, 32
+    x = rng.standard_normal((T, B, I))
+    dy = rng.standard_normal((T, B, H))
+    ref = LSTM(I, H, dtype="float64", seed=5)
+    y, _ = ref.forward(x)
+    ref.backward(dy)
+    lstm = LSTM(I, H, dtype="float32", seed=5, device="gpu")
+    try:
+        gpu.allow_tf32 = True
+        gy, _ = lstm.forward(x.astype("float32"))
+        lstm.backward(gpu.asarray(dy.astype("float32")))
+    finally:
+        gpu.allow_tf32 = False
+    scale = lambda a: np.max(np.abs(a))     # noqa: E731
+    assert np.max(np.abs(gpu.to_numpy(gy) - y)) <= 1e-2 * scale(y)
+    for name, want in ref.grads.items():
+        got = gpu.to_numpy(lstm.grads[name])
+        assert np.max(np.abs(got - want)) <= 1e-2 * scale(want), name
+
+
+def test_tf32_is_a_gpu_mode():
+    from backends import get_backend
+    cpu = get_backend("cpu")
+    assert cpu.allow_tf32 is False
+    cpu.allow_tf32 = False
+    with pytest.raises(ValueError, match="allow_tf32: TF32 is a cuBLAS math mode of the gpu"):
+        cpu.allow_tf32 = True
+    with pytest.raises(TypeError, match="allow_tf32 must be True or False, got 1"):
+        cpu.allow_tf32 = 1

@@ -55,6 +55,8 @@ class TrainConfig:
     device: str = _option("cpu", "where to compute ('auto': the GPU if usable, else the CPU)",
                           str, DEVICES)
     dtype: str = _option("float32", "floating-point precision", str, FLOAT_DTYPES)
+    tf32: bool = _option(False, "--device gpu, float32: let the GEMMs use TF32 tensor cores "
+                         "(inputs rounded to a 10-bit mantissa: faster, less exact)", bool)
     epochs: int | None = _option(None, "total epochs", int)
     batch_size: int | None = _option(None, "examples (chars with --bptt: streams) per step",
                                      int)
@@ -115,7 +117,7 @@ class TrainConfig:
         if cfg.dropout and cfg.num_layers < 2:
             raise ConfigError("dropout", "{name} acts between stacked LSTM layers, so it needs "
                               "{opt[num_layers]} 2 or more (got {n})", n=cfg.num_layers)
-        for name in ("peephole", "layer_norm"):
+        for name in ("peephole", "layer_norm", "tf32"):
             require(isinstance(getattr(cfg, name), bool), name, "true or false",
                     getattr(cfg, name))
         require(is_real(cfg.zoneout) and 0 <= cfg.zoneout <= 1, "zoneout", "a number in [0, 1]",
@@ -135,6 +137,10 @@ class TrainConfig:
         for name, choices in (("device", DEVICES), ("dtype", FLOAT_DTYPES),
                               ("on_nonfinite", ON_NONFINITE)):
             require(getattr(cfg, name) in choices, name, f"one of {choices}", getattr(cfg, name))
+        if cfg.tf32 and (cfg.device == "cpu" or cfg.dtype != "float32"):
+            raise ConfigError("tf32", "{name} is a cuBLAS math mode for float32 on the GPU: it "
+                              "needs {opt[device]} gpu (or auto) and {opt[dtype]} float32, not "
+                              "{device} and {dtype}", device=cfg.device, dtype=cfg.dtype)
         for option in TASK_OPTIONS:
             if option not in kind.options and getattr(cfg, option) is not None:
                 raise _not_for_task(option, cfg)

@@ -378,6 +378,10 @@ def _prepare(cfg: TrainConfig, run_dir, ckpt, dist) -> _Session:
                 raise
     backend = get_backend(cfg.device)   # fail first, with the backend's one-sentence reason
     chose = f" (device {cfg.device!r} chose {backend.name})" if cfg.device != backend.name else ""
+    if backend.name == "gpu":
+        backend.allow_tf32 = cfg.tf32      # set either way: the backend outlives this run
+    elif cfg.tf32:                          # only 'auto' gets here (config refuses cpu)
+        chose = chose[:-1] + "; --tf32 does nothing on the CPU)"
     cfg = replace(cfg, device=backend.name)       # config.json and metrics.json say the same
     rank, ranks = (0, 1) if dist is None else (dist.rank, dist.size)
     task = build_task(cfg) if ckpt is None else build_task(cfg, run_dir, resuming=True)

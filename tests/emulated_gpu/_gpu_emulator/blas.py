@@ -12,6 +12,10 @@ max(1, m). And where a GPU's behaviour would be undefined: an operand whose exte
 its pointer over all its columns) is not inside one live allocation; C overlapping A or B;
 alpha/beta given as device addresses in host pointer mode or as host addresses in device
 pointer mode. As cuBLAS, C is not read when beta == 0 (NaN there does not propagate).
+
+Math modes (``setMathMode``/``getMathMode``, per handle): under CUBLAS_TF32_TENSOR_OP_MATH,
+sgemm rounds A and B to TF32 first, a 10-bit mantissa, by truncation (``tf32``: the larger
+of the errors a tensor core's conversion may make), then multiplies as before.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from .memory import check_guards, find_allocation
 CUBLAS_OP_N, CUBLAS_OP_T, CUBLAS_OP_C = 0, 1, 2
 CUBLAS_POINTER_MODE_HOST, CUBLAS_POINTER_MODE_DEVICE = 0, 1
 CUBLAS_STATUS_NOT_INITIALIZED, CUBLAS_STATUS_INVALID_VALUE = 1, 7
+CUBLAS_DEFAULT_MATH, CUBLAS_TENSOR_OP_MATH, CUBLAS_PEDANTIC_MATH = 0, 1, 2
+CUBLAS_TF32_TENSOR_OP_MATH = 3
 _MODES: dict[int, int] = {}
+_MATH: dict[int, int] = {}
 
 
 class CUBLASError(RuntimeError):
@@ -52,6 +59,22 @@ def setPointerMode(handle, mode) -> None:
     if mode not in (CUBLAS_POINTER_MODE_HOST, CUBLAS_POINTER_MODE_DEVICE):
         raise CUBLASError(CUBLAS_STATUS_INVALID_VALUE, f"pointer mode {mode!r}")
     _MODES[_check_handle(handle)] = mode
+
+
+def getMathMode(handle) -> int:
+    return _MATH.get(_check_handle(handle), CUBLAS_DEFAULT_MATH)
+
+
+def setMathMode(handle, mode) -> None:
+    if not isinstance(mode, int) or mode & ~0x1F or mode & 0xF > CUBLAS_TF32_TENSOR_OP_MATH:
+        raise CUBLASError(CUBLAS_STATUS_INVALID_VALUE, f"math mode {mode!r}")
+    _MATH[_check_handle(handle)] = mode
+
+
+def tf32(a: np.ndarray) -> np.ndarray:
+    """float32 ``a`` with its 23-bit mantissa cut to TF32's 10 bits (toward zero)."""
+    return (np.ascontiguousarray(a, np.float32).view(np.uint32) & np.uint32(0xFFFFE000)
+            ).view(np.float32)
 
 
 def _scalar(call: str, what: str, ptr: int, dtype: np.dtype, mode: int):
@@ -110,6 +133,8 @@ def _gemm(call, dtype, handle, transa, transb, m, n, k, alpha, A, lda, B, ldb, b
         invalid("C overlaps A or B")
     alpha = _scalar(call, "alpha", alpha, dtype, mode)
     beta = _scalar(call, "beta", beta, dtype, mode)
+    if dtype == np.float32 and getMathMode(handle) & 0xF == CUBLAS_TF32_TENSOR_OP_MATH:
+        a, b = tf32(a), tf32(b)
     product = (a if transa == CUBLAS_OP_N else a.T) @ (b if transb == CUBLAS_OP_N else b.T)
     c[...] = alpha * product if beta == 0 else alpha * product + beta * c
     check_guards(f"cuBLAS {call}")

@@ -108,8 +108,17 @@ def _generated() -> dict:
 
 # ------------------------------------------------------------------ by hand
 def matmul(x1, x2, /, *, out=None, dtype=None):
-    """One GEMM (cuBLAS on CuPy) computed with NumPy; logged as ("gemm", "matmul")."""
-    return call("gemm", "matmul", np.matmul, x1, x2, out=out, dtype=dtype)
+    """One GEMM (cuBLAS on CuPy) computed with NumPy; logged as ("gemm", "matmul"). float32
+    inputs are rounded to TF32 first where CuPy's compute type for float32 says TF32."""
+    from cupy._core import _routines_linalg as linalg
+    from .blas import tf32
+
+    def product(a, b, **kw):
+        if a.dtype == b.dtype == np.float32 and \
+                linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32:
+            a, b = tf32(a), tf32(b)
+        return np.matmul(a, b, **kw)
+    return call("gemm", "matmul", product, x1, x2, out=out, dtype=dtype)
 
 
 def _index_reduction(np_func):
