@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
-"""One-shot check of the GPU path on a machine with a CUDA GPU: tests, timings, a report.
+"""One-shot check of the GPU path on a lent GPU: device, micro-timings, tests, benchmarks.
 
-    PYTHONPATH=. python3 scripts/gpu_check.py --out gpu-report.md     # 8 minutes at most
+    python3 scripts/gpu_check.py --out "$OUT" --budget 360
 
-Made for a borrowed GPU with little time on it: one call runs, each part under its own
-time limit (480 s in all at most, 330 s with --quick), and writes one Markdown report,
-after each part (a killed run keeps what it finished), and to stdout:
-  1. the device and library versions;
-  2. the ``gpu``-marked tests against the real device (tests/test_gpu.py: kernels, cuBLAS,
-     the whole model, training, the job end to end; GPU results against the CPU's);
-  3. scripts/bench.py on the GPU, float32 (and float64), lstm-xp against torch.nn.LSTM on
-     CUDA where torch has it (cuDNN where torch brings it);
-  4. the host cost of the time loop: one forward's wall time while only queueing work,
-     against the same forward waited for, on a small and a large shape, which says whether
-     the per-step design is bound by Python and launches or by the GPU.
+Made for a borrowed GPU with minutes on it. Every part runs in its own child process, so a
+crash or hang in one costs only that part; the parts share one time budget (--budget
+seconds, default 360: the whole run ends within it plus a few seconds), each getting a
+share of what is left, so time one part does not use passes to the next. Every line a
+part prints goes into the report (gpu-report.md) and to stdout as it comes, so a part
+stopped by the budget, or a killed run, keeps every number it had finished. The parts:
+  1. device: the backend's describe(), ``cupy.show_config()``;
+  2. micro: host us against GPU us for one cuBLAS GEMM, one cell kernel launch, one
+     forward and one training step, at T100-B64-H512 and T100-B16-H128, float32; the GPU
+     time from CUDA events around calls queued behind a spin kernel (so the device runs
+     them back to back, without waiting on the host); and a 4096^3 float32 GEMM's error
+     and time with allow_tf32 off and on;
+  3. tests: tests/test_gpu.py and tests/test_cuda_kernel_source.py against the device, each
+     test limited to --per-test-timeout seconds; the whole log in gpu-pytest.log beside the
+     report, its summary in the report;
+  4. bench: scripts/bench.py on the GPU (training step and forward, lstm-xp against torch
+     where torch has CUDA), float32 with TF32 off, float32 with TF32 on, then float64.
 Needs numpy, CuPy and pytest; torch optional. Nothing is installed or downloaded.
 """
 
@@ -21,23 +27,88 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# a share of the budget left when the part starts, against the parts still to run
+PARTS = (("device", 1), ("micro", 2), ("tests", 5), ("bench float32", 2),
+         ("bench float32 --tf32", 2), ("bench float64", 2))
+MIN_PART_SECONDS = 5
 
-def run(cmd: list, limit: int) -> tuple[int, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+# keeps the device busy for ns nanoseconds (globaltimer), so that work queued behind it
+# starts only once the host has queued all of it; the emulated device has no timer: no spin
+SPIN_SOURCE = r"""
+extern "C" __global__ void spin(long long ns) {
+#ifdef __CUDA_ARCH__
+    unsigned long long t0, t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+    do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); }
+    while ((long long)(t - t0) < ns);
+#endif
+}
+"""
+
+
+class Report:
+    """gpu-report.md, appended to and flushed line by line, echoed to stdout."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.write_text("")
+        self.write("# GPU check\n\n")
+
+    def write(self, text: str) -> None:
+        with self.path.open("a") as f:
+            f.write(text)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def run_streaming(cmd: list, limit: float, line_sink) -> tuple[int, bool]:
+    """Run ``cmd`` (unbuffered, stderr into stdout) for at most ``limit`` seconds, handing
+    each output line to ``line_sink`` as it comes. Returns (exit code, stopped by limit)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace",
+                            start_new_session=True)
+
+    def pump():
+        for line in proc.stdout:
+            line_sink(line)
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    stopped = False
     try:
-        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=limit)
-        return done.returncode, done.stdout + done.stderr
-    except subprocess.TimeoutExpired as err:
-        out = (err.stdout or b"").decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
-        return 124, out + f"\n(stopped after {limit} s)"
+        proc.wait(timeout=max(limit, 0.1))
+    except subprocess.TimeoutExpired:
+        stopped = True
+        os.killpg(proc.pid, signal.SIGKILL)        # the part and anything it started
+        proc.wait()
+    reader.join(timeout=5)
+    return proc.returncode, stopped
+
+
+def part_command(name: str, args) -> list:
+    py = [sys.executable, "-u"]
+    if name in ("device", "micro"):
+        return py + [str(Path(__file__).resolve()), "--part", name]
+    if name == "tests":
+        return py + ["-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", "--durations=5",
+                     f"--per-test-timeout={args.per_test_timeout}", "tests/test_gpu.py",
+                     "tests/test_cuda_kernel_source.py"]
+    dtype = name.split()[1]
+    torch = [] if _torch_has_cuda() else ["--no-torch"]
+    return py + ["scripts/bench.py", "--device", "gpu", "--dtype", dtype, "--rounds",
+                 str(args.rounds), "--markdown", *torch,
+                 *(["--tf32"] if name.endswith("--tf32") else []),
+                 *(["--configs", args.configs] if args.configs else [])]
 
 
 def _torch_has_cuda() -> bool:
@@ -48,74 +119,150 @@ def _torch_has_cuda() -> bool:
         return False
 
 
-def host_cost(shapes) -> list:
-    """Per shape: ms to queue one eval forward (no wait) and ms until it is done."""
+# ------------------------------------------------------------------ the parts run here
+def device_part() -> None:
+    import json
+
+    import cupy
+
+    import backends
+    print(json.dumps(backends.get_backend("gpu").describe()))
+    cupy.show_config()
+
+
+def _timed(gpu, spin, fn, calls: int) -> tuple[float, float]:
+    """(host us, GPU us) per call of ``fn``: the host's time to queue ``calls`` calls, and
+    the device's time to run them back to back, from CUDA events around them, with the
+    device held by a spin kernel until all of them are queued."""
+    import cupy
     import numpy as np
+    fn()
+    gpu.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    host = time.perf_counter() - t0
+    gpu.synchronize()
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    spin((1,), (1,), (np.int64(int((2 * host + 0.005) * 1e9)),))
+    start.record()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    host = time.perf_counter() - t0
+    end.record()
+    end.synchronize()
+    return host / calls * 1e6, cupy.cuda.get_elapsed_time(start, end) / calls * 1e3
+
+
+def micro_part() -> None:
+    import cupy
+    import numpy as np
+
     from backends import get_backend
     from lstm_xp import LSTM, finite_checks
     gpu = get_backend("gpu")
-    rows = []
-    for T, B, H in shapes:
+    spin = cupy.RawKernel(SPIN_SOURCE, "spin")
+    rng = np.random.default_rng(0)
+    dev = lambda *shape: gpu.asarray(rng.standard_normal(shape).astype("float32"))  # noqa
+    print("| what (float32) | calls | host us/call | GPU us/call | host us/step | "
+          "GPU us/step | bound by |")
+    print("|---|---|---|---|---|---|---|")
+
+    def row(what, fn, calls, steps=1):
+        host, device = _timed(gpu, spin, fn, calls)
+        print(f"| {what} | {calls} | {host:.1f} | {device:.1f} | {host / steps:.1f} | "
+              f"{device / steps:.1f} | {'host' if host > device else 'GPU'} |")
+
+    for T, B, H in ((100, 64, 512), (100, 16, 128)):
+        h, w_t, gates = dev(B, H), dev(4 * H, H).T, dev(B, 4 * H)
+        c_prev, c, hh = dev(B, H), dev(B, H), dev(B, H)
+        row(f"GEMM (B,H)x(H,4H) B{B}-H{H}", lambda: gpu.matmul_acc(h, w_t, out=gates), 200)
+        row(f"cell kernel B{B}-H{H}", lambda: gpu.lstm_cell_forward(gates, c_prev, c, hh), 200)
         lstm = LSTM(H, H, device="gpu", seed=0)
-        x = gpu.asarray(np.random.default_rng(0).standard_normal((T, B, H)).astype("float32"))
+        x, dy = dev(T, B, H), dev(T, B, H)
+
+        def train_step():
+            lstm.forward(x)
+            lstm.backward(dy)
         with finite_checks(False):
-            for _ in range(3):
-                lstm.forward(x, train=False)
-            gpu.synchronize()
-            queued, done = [], []
-            for _ in range(10):
-                t0 = time.perf_counter()
-                lstm.forward(x, train=False)
-                t1 = time.perf_counter()
-                gpu.synchronize()
-                t2 = time.perf_counter()
-                queued.append(t1 - t0)
-                done.append(t2 - t0)
-        q, d = sorted(queued)[5] * 1e3, sorted(done)[5] * 1e3
-        rows.append(f"| T{T}-B{B}-H{H} | {q:.2f} | {d:.2f} | {q / T * 1e3:.1f} | "
-                    f"{'host' if q > 0.8 * d else 'device'} |")
-    return rows
+            row(f"forward (eval) T{T}-B{B}-H{H}", lambda: lstm.forward(x, train=False), 5, T)
+            row(f"training step T{T}-B{B}-H{H}", train_step, 3, T)
+    print()
+    a, b = dev(4096, 4096), dev(4096, 4096)
+    exact = cupy.matmul(a.astype(cupy.float64), b.astype(cupy.float64))
+    scale = float(cupy.max(cupy.abs(exact)))
+    print("| 4096^3 float32 GEMM | GPU us | max abs error / max abs value |")
+    print("|---|---|---|")
+    for on in (False, True):
+        gpu.allow_tf32 = on
+        out = cupy.empty((4096, 4096), dtype=cupy.float32)
+        _, device = _timed(gpu, spin, lambda: gpu.matmul_into(a, b, out=out), 5)
+        err = float(cupy.max(cupy.abs(out - exact))) / scale
+        m_err = float(cupy.max(cupy.abs(cupy.matmul(a, b) - exact))) / scale
+        print(f"| allow_tf32={on}: cupy.cublas.gemm | {device:.0f} | {err:.1e} |")
+        print(f"| allow_tf32={on}: cupy.matmul | - | {m_err:.1e} |")
+    gpu.allow_tf32 = False
 
 
+# ------------------------------------------------------------------------ the driver
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=os.environ.get("OUT", "."),
                    help="report file, or a folder for gpu-report.md (default: $OUT or .)")
-    p.add_argument("--quick", action="store_true", help="benchmark float32 only")
+    p.add_argument("--budget", type=float, default=360,
+                   help="seconds for all parts together (default 360)")
+    p.add_argument("--per-test-timeout", type=float, default=60,
+                   help="seconds a single test may take (default 60)")
+    p.add_argument("--rounds", type=int, default=3, help="bench.py --rounds (default 3)")
+    p.add_argument("--configs", default="", help="bench.py --configs (default: all)")
+    p.add_argument("--part", choices=("device", "micro"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.part:
+        {"device": device_part, "micro": micro_part}[args.part]()
+        return 0
+    if args.budget <= 0:
+        p.error(f"--budget must be > 0 seconds, got {args.budget}")
     out = Path(args.out)
     if out.is_dir():
         out = out / "gpu-report.md"
-    lines = ["# GPU check", ""]
+    report = Report(out)
+    pytest_log = out.with_name("gpu-pytest.log")
+    deadline = time.monotonic() + args.budget
+    report.write(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; budget "
+                 f"{args.budget:.0f} s; python {sys.version.split()[0]}; command: "
+                 f"python scripts/gpu_check.py {' '.join(sys.argv[1:] if argv is None else argv)}"
+                 f"\n\n")
+    for i, (name, share) in enumerate(PARTS):
+        left = deadline - time.monotonic()
+        limit = max(left * share / sum(s for _, s in PARTS[i:]), min(MIN_PART_SECONDS, left))
+        if limit < 1:
+            report.write(f"## {name}\n\n(skipped: {left:.0f} s of the budget left)\n\n")
+            continue
+        cmd = part_command(name, args)
+        shown = " ".join("python" if c == sys.executable else c for c in cmd)
+        report.write(f"## {name}\n\n`{shown}` (limit {limit:.0f} s)\n\n```\n")
+        if name == "tests":
+            log = pytest_log.open("w")
+            tail: list = []
 
-    def part(title, text):
-        lines.extend([f"## {title}", "", text.rstrip(), ""])
-        out.write_text("\n".join(lines))           # a partial report survives a kill
-        print(f"## {title}\n{text.rstrip()}\n", flush=True)
-
-    code, text = run([sys.executable, "-c", (
-        "import json, backends; b = backends.get_backend('gpu'); print(json.dumps(b.describe()))")],
-        60)
-    part("Device", text)
-    if code != 0:
-        return 1
-    code, text = run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p",
-                      "no:cacheprovider", "tests/test_gpu.py"], 180)
-    part(f"Tests (pytest -m gpu tests/test_gpu.py, exit {code})",
-         "```\n" + "\n".join(text.splitlines()[-40:]) + "\n```")
-    torch_flag = [] if _torch_has_cuda() else ["--no-torch"]
-    for dtype, limit in (("float32", 120),) if args.quick else (("float32", 120),
-                                                               ("float64", 90)):
-        _, text = run([sys.executable, "scripts/bench.py", "--device", "gpu", "--dtype", dtype,
-                       "--rounds", "3", "--markdown"] + torch_flag, limit)
-        part(f"scripts/bench.py --device gpu --dtype {dtype} --rounds 3", text)
-    try:
-        rows = host_cost([(100, 16, 128), (100, 64, 512), (1000, 1, 50)])
-        part("Host cost of a forward (eval, float32)",
-             "| shape | queued (ms) | done (ms) | host us/step | bound by |\n"
-             "|---|---|---|---|---|\n" + "\n".join(rows))
-    except Exception as err:          # the report says what failed; the rest stands
-        part("Host cost of a forward", f"failed: {type(err).__name__}: {err}")
+            def sink(line, log=log, tail=tail):
+                log.write(line)
+                log.flush()
+                tail.append(line)
+                if "PASSED" not in line and ("FAILED" in line or "ERROR" in line
+                                             or "passed" in line or "failed" in line):
+                    report.write(line)          # failures and the summary, as they come
+            t0 = time.monotonic()
+            code, stopped = run_streaming(cmd, limit, sink)
+            log.close()
+            report.write(f"(last lines of {pytest_log.name}:)\n" + "".join(tail[-25:]))
+        else:
+            t0 = time.monotonic()
+            code, stopped = run_streaming(cmd, limit, report.write)
+        took = time.monotonic() - t0
+        report.write("```\n\n" + (f"(stopped after {took:.0f} s: its share of the budget)\n\n"
+                                  if stopped else f"(exit {code}, {took:.0f} s)\n\n"))
     print(f"report: {out}")
     return 0
 

@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -23,6 +24,9 @@ def pytest_addoption(parser):
     parser.addoption("--emulated-gpu", action="store_true",
                      help="run on the emulated CUDA device of tests/emulated_gpu (CuPy's API over "
                           "NumPy, the real .cu files compiled as C++); use with -m gpu")
+    parser.addoption("--per-test-timeout", type=float, default=0, metavar="SECONDS",
+                     help="fail a test that runs longer (SIGALRM: a test stuck inside one C "
+                          "call fails when the call returns); 0, the default: no limit")
     parser.addoption("--emulated-fma", action="store_true",
                      help="with --emulated-gpu: compile kernels with fused multiply-adds wherever "
                           "NVRTC would (as a GPU runs them); default is no contraction")
@@ -73,3 +77,22 @@ def gpu():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """--per-test-timeout: a TimeoutError inside a test that runs over the limit."""
+    limit = item.config.getoption("--per-test-timeout")
+    if not limit or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"{item.nodeid} ran over --per-test-timeout={limit:g} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

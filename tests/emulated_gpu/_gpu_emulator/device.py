@@ -8,6 +8,7 @@ for; it is logged (a "sync" event) because on a GPU it stalls the host.
 from __future__ import annotations
 
 import itertools
+import time
 
 from . import events
 
@@ -34,7 +35,8 @@ class CUDARuntimeError(RuntimeError):
         super().__init__(f"cudaError {status}: {_ERRORS.get(status, 'unknown error')}")
 
 
-_ERRORS = {101: "cudaErrorInvalidDevice: invalid device ordinal"}
+_ERRORS = {101: "cudaErrorInvalidDevice: invalid device ordinal",
+           400: "cudaErrorInvalidResourceHandle: invalid resource handle"}
 
 
 def check_device(device_id: int) -> int:
@@ -106,3 +108,30 @@ _CURRENT_STREAM = [Stream.null]
 
 def get_current_stream() -> Stream:
     return _CURRENT_STREAM[0]
+
+
+class CudaEvent:
+    """A CUDA event (stands in for ``cupy.cuda.Event``): ``record`` notes the host clock, as
+    work here is done when issued; ``synchronize`` is logged as a sync."""
+
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self._disable_timing = disable_timing
+        self._time = None
+
+    def record(self, stream=None) -> None:
+        self._time = time.perf_counter()
+
+    def synchronize(self) -> None:
+        events.emit("sync", "event")
+
+    @property
+    def done(self) -> bool:
+        return True
+
+
+def get_elapsed_time(start: CudaEvent, end: CudaEvent) -> float:
+    """Milliseconds between two recorded events (``cupy.cuda.get_elapsed_time``)."""
+    for e in (start, end):
+        if e._time is None or e._disable_timing:
+            raise CUDARuntimeError(400)      # cudaErrorInvalidResourceHandle
+    return (end._time - start._time) * 1e3

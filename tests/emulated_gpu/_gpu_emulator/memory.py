@@ -23,6 +23,7 @@ PATTERN = 0xFF
 _GUARD_BYTES = bytes([PATTERN]) * GUARD
 _SERIALS = itertools.count(1)
 _LIVE: weakref.WeakSet = weakref.WeakSet()
+_BYTES = {"live": 0, "peak": 0}       # data bytes held now, and the most since the pool's reset
 
 
 class Allocation:
@@ -36,6 +37,11 @@ class Allocation:
         self.nbytes = nbytes
         self.label = f"allocation #{next(_SERIALS)} ({label}, {nbytes} bytes)"
         _LIVE.add(self)
+        _BYTES["live"] += nbytes
+        _BYTES["peak"] = max(_BYTES["peak"], _BYTES["live"])
+
+    def __del__(self):
+        _BYTES["live"] -= self.nbytes
 
     def __repr__(self) -> str:
         return f"<{self.label} at {self.start:#x}>"
@@ -55,6 +61,27 @@ class Allocation:
     def restore_guards(self) -> None:
         self.buffer[:GUARD] = PATTERN
         self.buffer[GUARD + self.nbytes:] = PATTERN
+
+
+class MemoryPool:
+    """Stands in for CuPy's default memory pool: as if every freed block were cached until
+    ``free_all_blocks``, ``total_bytes`` is the most held at once since then."""
+
+    def free_all_blocks(self) -> None:
+        _BYTES["peak"] = _BYTES["live"]
+
+    def used_bytes(self) -> int:
+        return _BYTES["live"]
+
+    def total_bytes(self) -> int:
+        return _BYTES["peak"]
+
+
+_POOL = MemoryPool()
+
+
+def get_default_memory_pool() -> MemoryPool:
+    return _POOL
 
 
 def live_allocations() -> list[Allocation]:

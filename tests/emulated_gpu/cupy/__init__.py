@@ -7,6 +7,8 @@ the docstring of the ``_gpu_emulator`` package beside this one. ``cupy._emulator
 emulator's own API (event records, live allocations).
 """
 
+import numpy as _np
+
 from numpy import (bool, bool_, complex64, complex128, dtype, e, finfo, float16,  # noqa: F401
                    float32, float64, iinfo, inf, int8, int16, int32, int64, intp, nan,
                    newaxis, pi, uint8, uint16, uint32, uint64, uintp)
@@ -14,6 +16,7 @@ from numpy import (bool, bool_, complex64, complex128, dtype, e, finfo, float16,
 from _gpu_emulator.array import ndarray  # noqa: F401
 from _gpu_emulator.functions import NAMESPACE as _NAMESPACE
 from _gpu_emulator.kernels import RawKernel, RawModule  # noqa: F401
+from _gpu_emulator.memory import get_default_memory_pool  # noqa: F401
 
 globals().update(_NAMESPACE)    # asarray, zeros, tanh, sum, ... (shadowing builtins, as CuPy)
 
@@ -25,3 +28,9 @@ __version__ = "14.2.0+emulated"
 def is_available() -> bool:
     """The emulated device is always there."""
     return True
+
+
+def show_config(*, _full=False) -> None:
+    """What ``cupy.show_config()`` prints, for the emulated device."""
+    print("CuPy Version          : emulated (tests/emulated_gpu: NumPy arrays, kernels as C++)")
+    print(f"NumPy Version         : {_np.__version__}")

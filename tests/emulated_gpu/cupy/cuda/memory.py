@@ -1,3 +1,3 @@
 """Stand-in for ``cupy.cuda.memory``."""
 
-from _gpu_emulator.memory import MemoryPointer  # noqa: F401
+from _gpu_emulator.memory import MemoryPointer, MemoryPool  # noqa: F401
