@@ -40,7 +40,7 @@ class CupyBackend(Backend):
                                     options=COMPILE_OPTIONS[source],
                                     name_expressions=list(names.values()))
             self._kernels.update((key, module.get_function(name)) for key, name in names.items())
-        self._zero_rows: dict = {}      # (B, H, dtype) -> zeros standing in for dy = None
+        self._zero_rows: dict = {}      # (device, B, H, dtype) -> zeros standing in for dy=None
         probe = cupy.ones((2, 2), dtype=cupy.float32)
         self.matmul_into(probe, probe.T, out=cupy.empty((2, 2), dtype=cupy.float32))
         self.synchronize()
@@ -123,7 +123,7 @@ class CupyBackend(Backend):
     def allreduce_sum(self, flat, comm, MPI):
         """Through NCCL on the device where CuPy has it (one communicator per MPI
         communicator, its id sent by MPI), else through a host copy (Backend's)."""
-        nccl_comm = self._nccl_for(comm)
+        nccl_comm = self._nccl_for(comm, MPI)
         if nccl_comm is None:
             return super().allreduce_sum(flat, comm, MPI)
         from cupy.cuda import nccl
@@ -134,18 +134,34 @@ class CupyBackend(Backend):
                             cupy.cuda.get_current_stream().ptr)
         return out
 
-    def _nccl_for(self, comm):
+    def _nccl_for(self, comm, MPI):
+        """The NCCL communicator for ``comm``, or None on every rank if any rank cannot have
+        one. Collective: each rank calls it at the same point. NCCL's setup is itself
+        collective, so a rank that fell back alone would leave the others waiting inside
+        NCCL: the ranks agree (MPI allreduce, MIN) before starting it and again after."""
         cache = self.__dict__.setdefault("_nccl", {})
         key = id(comm)
-        if key not in cache:
+        if key in cache:
+            return cache[key]
+        try:
+            from cupy.cuda import nccl
+            uid = nccl.get_unique_id() if comm.Get_rank() == 0 else None
+            ready = 1
+        except Exception:                # CuPy built without NCCL, or NCCL not loadable
+            nccl, uid, ready = None, None, 0
+        nccl_comm = None
+        if comm.allreduce(ready, op=MPI.MIN):
+            uid = comm.bcast(uid, root=0)
             try:
-                from cupy.cuda import nccl
-                uid = nccl.get_unique_id() if comm.Get_rank() == 0 else None
-                cache[key] = nccl.NcclCommunicator(comm.Get_size(), comm.bcast(uid, root=0),
-                                                   comm.Get_rank())
-            except Exception:            # CuPy built without NCCL, or NCCL failing to start
-                cache[key] = None
-        return cache[key]
+                nccl_comm = nccl.NcclCommunicator(comm.Get_size(), uid, comm.Get_rank())
+            except Exception:            # NCCL failing to start on this rank
+                nccl_comm = None
+            if not comm.allreduce(int(nccl_comm is not None), op=MPI.MIN):
+                if nccl_comm is not None:
+                    nccl_comm.destroy()
+                nccl_comm = None
+        cache[key] = nccl_comm
+        return nccl_comm
 
     def index_add(self, target, index, values) -> None:
         import cupyx
@@ -159,7 +175,18 @@ class CupyBackend(Backend):
             raise TypeError(f"the fused kernels support float32 and float64, got {dtype}") from None
 
     # ------------------------------------------------------------ optimizer steps
+    @staticmethod
+    def _fusable(*arrays) -> bool:
+        """Whether the fused optimizer kernels, which index their arrays linearly, may take
+        these: all C-contiguous, one dtype and size. A flat buffer always is; the
+        per-array path (tied weights) may hand over a strided view."""
+        first = arrays[0]
+        return all(a.flags.c_contiguous and a.dtype == first.dtype and a.size == first.size
+                   for a in arrays)
+
     def sgd_update(self, p, g, velocity, lr, momentum, weight_decay, nesterov) -> None:
+        if not self._fusable(p, g, *(() if velocity is None else (velocity,))):
+            return super().sgd_update(p, g, velocity, lr, momentum, weight_decay, nesterov)
         T = p.dtype.type
         grid, block = self._launch_shape(p.size)
         if velocity is None:
@@ -171,6 +198,9 @@ class CupyBackend(Backend):
                               T(weight_decay), np.int32(bool(nesterov))))
 
     def adam_update(self, p, g, m, v, step, lr, b1, b2, eps, weight_decay, decoupled) -> None:
+        if not self._fusable(p, g, m, v):
+            return super().adam_update(p, g, m, v, step, lr, b1, b2, eps, weight_decay,
+                                       decoupled)
         T = p.dtype.type
         mode = 0 if not weight_decay else (2 if decoupled else 1)
         m_hat, v_hat = 1.0 / (1.0 - b1 ** step), 1.0 / (1.0 - b2 ** step)
@@ -225,7 +255,7 @@ class CupyBackend(Backend):
                               np.int32(H)))
 
     def _zeros_like_rows(self, B: int, H: int, dtype):
-        key = (B, H, np.dtype(dtype))
+        key = (cupy.cuda.get_device_id(), B, H, np.dtype(dtype))     # a buffer per device
         if key not in self._zero_rows:
             if len(self._zero_rows) >= 16:
                 self._zero_rows.clear()

@@ -370,3 +370,85 @@ def test_tf32_is_a_gpu_mode():
         cpu.allow_tf32 = True
     with pytest.raises(TypeError, match="allow_tf32 must be True or False, got 1"):
         cpu.allow_tf32 = 1
+
+
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam", "adamw"])
+def test_fused_optimizer_steps_take_strided_arrays(gpu, kind, rng):
+    """The fused kernels index linearly, so a strided parameter (the per-array path of tied
+    weights may hand one over) goes to the generic step; entries outside the view stay."""
+    whole = rng.standard_normal((6, 8))
+    g, m, v = (rng.standard_normal((6, 4)) for _ in range(3))
+    v = np.abs(v)
+    results = []
+    for backend in (GENERIC, gpu):
+        base = backend.asarray(whole, copy=True)
+        p = base[:, ::2]
+        args = [backend.asarray(a, copy=True) for a in (g, m, v)]
+        if kind == "sgd":
+            backend.sgd_update(p, args[0], None, 0.1, 0.0, 0.01, False)
+        elif kind == "momentum":
+            backend.sgd_update(p, args[0], args[1], 0.1, 0.9, 0.01, True)
+        else:
+            backend.adam_update(p, *args, 3, 0.01, 0.9, 0.999, 1e-8, 0.01, kind == "adamw")
+        results.append([backend.to_numpy(a) for a in (base, *args)])
+    for want, got in zip(*results):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(results[1][0][:, 1::2], whole[:, 1::2])
+
+
+class _Comm:
+    """An MPI communicator's face, as rank ``rank`` of 2 sees it, whose peer's answers to
+    allreduce(MIN) are ``peer``'s; it logs every collective."""
+
+    def __init__(self, rank, peer):
+        self.rank, self.peer, self.calls = rank, list(peer), []
+
+    def Get_rank(self):
+        return self.rank
+
+    def Get_size(self):
+        return 2
+
+    def allreduce(self, value, op):
+        self.calls.append(("allreduce", value))
+        return min(value, self.peer.pop(0))
+
+    def bcast(self, value, root):
+        self.calls.append(("bcast", value))
+        return value if value is not None else b"uid"
+
+
+class _MPI:
+    MIN = "MIN"
+
+
+@pytest.mark.parametrize("peer, starts, agreed", [
+    ([1, 1], True, True),          # both ready, both started: NCCL
+    ([0], False, False),           # the peer has no NCCL: nobody starts it
+    ([1, 0], True, False),         # the peer's start failed: this rank drops its own
+])
+def test_nccl_is_used_only_where_every_rank_agrees(gpu, monkeypatch, peer, starts, agreed):
+    import sys
+    import types
+    started = []
+
+    class Communicator:
+        def __init__(self, size, uid, rank):
+            started.append((size, uid, rank))
+            self.destroyed = False
+
+        def destroy(self):
+            self.destroyed = True
+
+    fake = types.SimpleNamespace(get_unique_id=lambda: b"uid", NcclCommunicator=Communicator)
+    monkeypatch.setitem(sys.modules, "cupy.cuda.nccl", fake)
+    monkeypatch.setattr(sys.modules["cupy.cuda"], "nccl", fake, raising=False)
+    monkeypatch.setattr(gpu, "_nccl", {}, raising=False)
+    comm = _Comm(1, peer)
+    got = gpu._nccl_for(comm, _MPI)
+    assert (got is not None) is agreed
+    assert bool(started) is starts
+    assert comm.calls[0] == ("allreduce", 1)             # agreement before NCCL's setup
+    if starts and not agreed:
+        assert comm.calls[-1] == ("allreduce", 1)        # and after it
+    assert gpu._nccl_for(comm, _MPI) is got               # cached: no second round
