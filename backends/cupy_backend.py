@@ -8,6 +8,8 @@ is created.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import cupy
 import cupy.cublas
 import numpy as np
@@ -215,6 +217,81 @@ class CupyBackend(Backend):
         blocks = min((n + _THREADS_PER_BLOCK - 1) // _THREADS_PER_BLOCK, 65535)
         return (max(blocks, 1),), (_THREADS_PER_BLOCK,)
 
+    # ------------------------------------------------------------ the time loops
+    # The same launches as Backend's loops (one GEMM and one cell kernel per step), with the
+    # per-step host work cut to integer arithmetic and two calls: addresses, leading
+    # dimensions and launch shapes are worked out once per call; cuBLAS's binding is called
+    # directly, the handle fetched (which sets its stream) and its pointer mode set once
+    # per call rather than per GEMM as cupy.cublas.gemm does; the kernels get raw addresses,
+    # not CuPy views. Arrays of another layout take Backend's loops.
+
+    def lstm_forward_steps(self, gates, h, c, w_hh_t, hold, reverse: bool) -> None:
+        T, B, G = gates.shape
+        H = G // 4
+        gemm = _RowGemm.make(w_hh_t, rows=B, a=h, out=gates, beta=1.0)
+        if gemm is None or not (c.flags.c_contiguous and _rows_of_flags(hold)):
+            return super().lstm_forward_steps(gates, h, c, w_hh_t, hold, reverse)
+        padded = hold is not None
+        kernel = self._kernel("lstm_cell_forward_padded" if padded else "lstm_cell_forward",
+                              gates.dtype)
+        grid, block = self._launch_shape(B * H)
+        n, width = np.int64(B * H), np.int32(H)
+        g0, g_step = gates.data.ptr, gates.strides[0]
+        h0, h_step = h.data.ptr, h.strides[0]
+        c0, c_step = c.data.ptr, c.strides[0]
+        k0, k_step = (hold.data.ptr, hold.strides[0]) if padded else (0, 0)
+        prev, cur = (1, 0) if reverse else (0, 1)
+        with gemm.session() as run_gemm:
+            for t in (range(T - 1, -1, -1) if reverse else range(T)):
+                g_t, h_prev = g0 + t * g_step, h0 + (t + prev) * h_step
+                run_gemm(h_prev, g_t)                           # a_t += h_prev W_hh^T
+                c_prev, c_t, h_t = c0 + (t + prev) * c_step, c0 + (t + cur) * c_step, \
+                    h0 + (t + cur) * h_step
+                if padded:
+                    kernel(grid, block, (g_t, c_prev, c_t, h_t, h_prev, k0 + t * k_step, n,
+                                         width))
+                else:
+                    kernel(grid, block, (g_t, c_prev, c_t, h_t, n, width))
+
+    def lstm_backward_steps(self, factors, alpha, f_keep, dh, dc, w_hh, dy, hold,
+                            reverse: bool) -> None:
+        S, B, G = factors.shape
+        H = G // 4
+        dy_ok = dy is None or (dy.strides[2] == dy.itemsize and dy.strides[1] % dy.itemsize == 0
+                               and dy.dtype == dh.dtype)
+        gemm = _RowGemm.make(w_hh, rows=B, a=factors, out=dh,
+                             beta=0.0 if hold is None else 1.0)
+        if gemm is None or not (dy_ok and _rows_of_flags(hold) and all(
+                a.flags.c_contiguous for a in (alpha, f_keep, dc))):
+            return super().lstm_backward_steps(factors, alpha, f_keep, dh, dc, w_hh, dy, hold,
+                                               reverse)
+        padded = hold is not None
+        kernel = self._kernel("lstm_cell_backward_step_padded" if padded
+                              else "lstm_cell_backward_step", factors.dtype)
+        grid, block = self._launch_shape(B * H)
+        n, width = np.int64(B * H), np.int32(H)
+        k0, k_step = factors.data.ptr, factors.strides[0]
+        a0, a_step = alpha.data.ptr, alpha.strides[0]
+        f0, f_step = f_keep.data.ptr, f_keep.strides[0]
+        if dy is None:
+            y0, y_step, y_ld = self._zeros_like_rows(B, H, dh.dtype).data.ptr, 0, H
+        else:
+            y0, y_step, y_ld = dy.data.ptr, dy.strides[0], dy.strides[1] // dy.itemsize
+        y_ld = np.int64(y_ld)
+        o0, o_step = (hold.data.ptr, hold.strides[0]) if padded else (0, 0)
+        dh_ptr, dc_ptr = dh.data.ptr, dc.data.ptr
+        with gemm.session() as run_gemm:
+            for s in (range(S) if reverse else range(S - 1, -1, -1)):
+                k_s = k0 + s * k_step
+                if padded:
+                    kernel(grid, block, (k_s, a0 + s * a_step, f0 + s * f_step, dh_ptr,
+                                         y0 + s * y_step, y_ld, dc_ptr, o0 + s * o_step, n,
+                                         width))
+                else:
+                    kernel(grid, block, (k_s, a0 + s * a_step, f0 + s * f_step, dh_ptr,
+                                         y0 + s * y_step, y_ld, dc_ptr, n, width))
+                run_gemm(k_s, dh_ptr)                  # dh (+)= da W_hh
+
     # The three cell primitives below run once per time step, so they do no checks of
     # their own (each costs host time on the step's critical path): lstm_xp.bptt checks
     # every array's dtype, shape and layout once per direction (check_step_operands). The
@@ -261,3 +338,65 @@ class CupyBackend(Backend):
                 self._zero_rows.clear()
             self._zero_rows[key] = cupy.zeros((B, H), dtype=dtype)
         return self._zero_rows[key]
+
+
+
+def _rows_of_flags(hold) -> bool:
+    """Whether ``hold`` (S, B, 1) bool, or None, has one byte per row in each step."""
+    return hold is None or (hold.dtype == np.bool_ and hold.strides[1] == 1)
+
+
+class _RowGemm:
+    """``out_r (R, N) = a_r (R, K) @ w (K, N) + beta out_r`` as one cuBLAS call for any step
+    r: the row blocks a_r and out_r (C-contiguous rows of (.., R, K) and (.., R, N) buffers)
+    are given by address, ``w`` is fixed. Row-major arrays are column-major transposes, so
+    cuBLAS computes out_r^T (N x R) = op(w)^T (N x K) a_r^T (K x R): m = N, n = R, k = K."""
+
+    def __init__(self, func, op_w, ld_w, w_ptr, N, R, K, ld_a, ld_out, beta, dtype, keep):
+        self.func, self.op_w, self.ld_w, self.w_ptr = func, op_w, ld_w, w_ptr
+        self.N, self.R, self.K, self.ld_a, self.ld_out = N, R, K, ld_a, ld_out
+        self.scalars = np.array([1.0, beta], dtype=dtype)      # alpha, beta in host memory
+        self.keep = keep                                         # w stays alive meanwhile
+
+    @classmethod
+    def make(cls, w, rows: int, a, out, beta: float):
+        """The call for ``w`` (K, N), or None where a layout does not fit one: a and out
+        must be C-contiguous (.., rows, K) / (.., rows, N) of w's dtype, w have a unit
+        stride."""
+        from cupy_backends.cuda.libs import cublas
+        K, N = w.shape
+        if not (a.flags.c_contiguous and out.flags.c_contiguous and a.dtype == out.dtype
+                == w.dtype and a.shape[-2:] == (rows, K) and out.shape[-2:] == (rows, N)
+                and w.dtype in (np.float32, np.float64)):
+            return None
+        row, col = (stride // w.itemsize for stride in w.strides)
+        if col == 1 and row >= max(1, N):          # row-major w: column-major w^T, op N
+            op_w, ld_w = cublas.CUBLAS_OP_N, row
+        elif row == 1 and col >= max(1, K):        # column-major w: transpose it, op T
+            op_w, ld_w = cublas.CUBLAS_OP_T, col
+        else:
+            return None
+        func = cublas.sgemm if w.dtype == np.float32 else cublas.dgemm
+        return cls(func, op_w, ld_w, w.data.ptr, N, rows, K, K, N, beta, w.dtype, w)
+
+    @contextmanager
+    def session(self):
+        """A function ``gemm(a_address, out_address)``, with the handle's pointer mode set
+        to host for the ``with`` block and restored after it."""
+        from cupy_backends.cuda.libs import cublas
+        handle = cupy.cuda.device.get_cublas_handle()
+        mode = cublas.getPointerMode(handle)
+        cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
+        func, op_w, op_n, ld_w, w_ptr = (self.func, self.op_w, cublas.CUBLAS_OP_N, self.ld_w,
+                                         self.w_ptr)
+        N, R, K, ld_a, ld_out = self.N, self.R, self.K, self.ld_a, self.ld_out
+        alpha = self.scalars.ctypes.data
+        beta = alpha + self.scalars.itemsize
+
+        def gemm(a_ptr: int, out_ptr: int) -> None:
+            func(handle, op_w, op_n, N, R, K, alpha, w_ptr, ld_w, a_ptr, ld_a, beta, out_ptr,
+                 ld_out)
+        try:
+            yield gemm
+        finally:
+            cublas.setPointerMode(handle, mode)

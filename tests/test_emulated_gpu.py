@@ -92,13 +92,21 @@ def test_python_scalars_go_as_cupy_14_passes_them():
         kernel("x[0] = (float)n;", "float* x, long long n")((1,), (1,), (x, 2 ** 63))
 
 
+_KEEP: dict = {}       # a device array whose address the cases below pass as an int
+
+
 @pytest.mark.parametrize("array, error", [
     (lambda: cupy.zeros(8, dtype=cupy.float32), None),
     (lambda: cupy.zeros(8, dtype=cupy.float64), r"argument 0 \(float\*\) needs a float32"),
     (lambda: np.zeros(8, dtype=np.float32), r"argument 0 \(float\*\): a NumPy array"),
-    (lambda: 5, r"argument 0 \(float\*\) is a pointer"),
+    (lambda: 5.0, r"argument 0 \(float\*\) is a pointer"),
+    (lambda: 5, r"argument 0 \(float\*\): address 0x5 is not inside a live device alloc"),
+    (lambda: _KEEP.setdefault("x", cupy.zeros(9, dtype=cupy.float32)).data.ptr, None),
+    (lambda: _KEEP.setdefault("x", cupy.zeros(9, dtype=cupy.float32)).data.ptr + 2,
+     r"argument 0 \(float\*\): address 0x[0-9a-f]+ is not aligned to 4 bytes"),
 ])
 def test_pointer_arguments_need_device_arrays_of_the_pointee_type(array, error):
+    """A device array of the pointee's dtype, or a raw address inside a live allocation."""
     k = cupy.RawKernel(SCALE, "scale")
     if error is None:
         k((1,), (8,), (array(), np.int32(8), np.float32(1)))

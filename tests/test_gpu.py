@@ -452,3 +452,52 @@ def test_nccl_is_used_only_where_every_rank_agrees(gpu, monkeypatch, peer, start
     if starts and not agreed:
         assert comm.calls[-1] == ("allreduce", 1)        # and after it
     assert gpu._nccl_for(comm, _MPI) is got               # cached: no second round
+
+
+def test_time_loops_take_the_lean_path_and_match_the_generic_loops(gpu, monkeypatch, rng):
+    """The backend's own loops (addresses worked out once, cuBLAS called directly) run for
+    every layout lstm_xp hands them: both directions, two layers, padded or not; and agree
+    with Backend's generic loops (per-step views, cupy.cublas.gemm) on the same device."""
+    from backends import Backend
+    x = rng.standard_normal((7, 3, 4)).astype("float32")
+    cases = [(None, rng.standard_normal((7, 3, 10)).astype("float32")),
+             (np.array([7, 4, 1]), rng.standard_normal((7, 3, 10)).astype("float32"))]
+
+    def run():
+        lstm = LSTM(4, 5, num_layers=2, bidirectional=True, device="gpu", seed=3)
+        out = []
+        for lengths, dy in cases:
+            y, (h_n, c_n) = lstm.forward(x, lengths=lengths)
+            dx, (dh0, dc0) = lstm.backward(gpu.asarray(dy))
+            out += [y, h_n, c_n, dx, dh0, dc0, *(lstm.grads[k] for k in sorted(lstm.grads))]
+            lstm.zero_grad()
+        return [gpu.to_numpy(a) for a in out]
+
+    with monkeypatch.context() as m:           # the generic loops must not run at all
+        for name in ("lstm_forward_steps", "lstm_backward_steps"):
+            m.setattr(Backend, name, lambda *a, **k: pytest.fail("a generic loop ran"))
+        lean = run()
+    with monkeypatch.context() as m:
+        for name in ("lstm_forward_steps", "lstm_backward_steps"):
+            m.setattr(type(gpu), name, getattr(Backend, name))
+        generic = run()
+    for got, want in zip(lean, generic):
+        np.testing.assert_allclose(got, want, **TOL["float32"])
+
+
+def test_time_loops_fall_back_for_other_layouts(gpu, rng):
+    """A weight without a unit stride cannot be one cuBLAS operand: Backend's loop runs it."""
+    T, B, H = 5, 2, 3
+    gates = (rng.standard_normal((T, B, 4 * H)) * 2).astype("float32")
+    w_wide = rng.standard_normal((4 * H, 2 * H)).astype("float32")
+    h0 = rng.standard_normal((B, H)).astype("float32")
+    results = []
+    for backend in (GENERIC, gpu):
+        g = backend.asarray(gates, copy=True)
+        h, c = backend.zeros((T + 1, B, H), g.dtype), backend.zeros((T + 1, B, H), g.dtype)
+        h[0, ...] = backend.asarray(h0)
+        w_t = backend.asarray(w_wide)[:, ::2].T          # (H, 4H), strides (8, 24): no unit
+        backend.lstm_forward_steps(g, h, c, w_t, None, False)
+        results.append([backend.to_numpy(a) for a in (g, h, c)])
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, **TOL["float32"])

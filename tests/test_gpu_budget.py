@@ -172,3 +172,26 @@ def test_sampling_reads_the_characters_back_once(gpu):
     assert len(text) == 42
     assert log.count("sync") == 1 and log.count("to_host") == 1
     assert log.count("to_device") == 2          # the prime's one-hot and one chunk of uniforms
+
+
+def test_a_step_costs_the_host_a_handful_of_python_calls():
+    """scripts/step_overhead.py counts the Python function calls per step of a direction's
+    loops with kernel and BLAS work skipped: the lean loops make the launch and the GEMM and
+    little else (242 calls per forward step went through views and cupy.cublas.gemm)."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, CUPY_EMULATOR_SKIP_WORK="1",
+               PYTHONPATH=os.pathsep.join([str(root / "tests" / "emulated_gpu"), str(root)]))
+    done = subprocess.run([sys.executable, str(root / "scripts" / "step_overhead.py"),
+                           "--steps", "20", "--repeats", "2"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = re.findall(r"^\| (plain|padded) \| \S+ \| (\d+) \| \S+ \| (\d+) \|$", done.stdout,
+                      re.M)
+    assert [r[0] for r in rows] == ["plain", "padded"]
+    for _, forward_calls, backward_calls in rows:
+        assert int(forward_calls) <= 8 and int(backward_calls) <= 8

@@ -8,7 +8,9 @@ against the installed wheel's own ``cupy._core._scalar.CScalar``):
 
 - a ``cupy.ndarray`` goes as its data pointer; views' strides are ignored (RawKernel's
   docstring: "passing matrix.T is treated as if you passed matrix");
-- ``None`` goes as a null pointer;
+- ``None`` goes as a null pointer; an integer given for a pointer parameter goes as that
+  address (8 bytes, as CuPy passes a Python int), and must lie inside a live allocation,
+  aligned to the pointee's size (its dtype cannot be checked);
 - a NumPy scalar goes by value with its own dtype; a Python ``bool`` as numpy.bool_
   (1 byte), an ``int`` as numpy.int64 (numpy.uint64 from 2**63 up), a ``float`` as
   numpy.float64, a ``complex`` as numpy.complex128; other types: TypeError;
@@ -39,6 +41,7 @@ handed the whole (T, B, 4H) gate buffer, that is O(T) per step.
 from __future__ import annotations
 
 import ctypes
+import os
 
 import numpy as np
 
@@ -46,7 +49,12 @@ from . import events
 from .array import ndarray
 from .compiler import compile_module
 from .device import MAX_BLOCK, MAX_GRID, MAX_THREADS_PER_BLOCK, Stream
-from .memory import GUARD, check_guards
+from .memory import GUARD, check_guards, find_allocation
+
+# CUPY_EMULATOR_SKIP_WORK=1: launches and cuBLAS calls are logged and return at once (no
+# checks, no work), so that what remains of a loop's time is its host-side Python: how
+# scripts/step_overhead.py measures the per-step host cost. Results are garbage then.
+SKIP_WORK = os.environ.get("CUPY_EMULATOR_SKIP_WORK") == "1"
 
 _C_NAMES = {"f2": "half", "f4": "float", "f8": "double", "i1": "signed char", "i2": "short",
             "i4": "int", "i8": "long long", "u1": "unsigned char", "u2": "unsigned short",
@@ -104,6 +112,16 @@ def _marshal(name: str, index: int, code: str, arg):
         holder = ctypes.c_void_p(arg.data.ptr)
     elif isinstance(arg, np.ndarray):
         raise TypeError(f"{where}: a NumPy array is host memory; move it with cupy.asarray")
+    elif isinstance(arg, (int, np.integer)) and not isinstance(arg, (bool, np.bool_)):
+        address = int(arg)       # a raw device address (CuPy passes an int as 8 bytes)
+        pointee = code[1:].removeprefix("const ")
+        size = 1 if pointee in ("void", "b1") else np.dtype(pointee).itemsize
+        if find_allocation(address, size) is None:
+            raise TypeError(f"{where}: address {address:#x} is not inside a live device "
+                            f"allocation")
+        if address % size:
+            raise TypeError(f"{where}: address {address:#x} is not aligned to {size} bytes")
+        holder = ctypes.c_void_p(address)
     else:
         raise TypeError(f"{where} is a pointer: pass a device array, got {type(arg).__name__}")
     return holder, ctypes.addressof(holder)
@@ -152,6 +170,9 @@ class RawKernel:
         self._compiled = module.kernels[self.name]
 
     def __call__(self, grid, block, args, **kwargs):
+        if SKIP_WORK:
+            events.emit("kernel", self.name)
+            return
         shared_mem, stream = kwargs.pop("shared_mem", 0), kwargs.pop("stream", None)
         if kwargs:
             raise TypeError(f"kernel {self.name}: unexpected keyword arguments {sorted(kwargs)}")
@@ -174,7 +195,13 @@ class RawKernel:
                       for i, (code, arg) in enumerate(zip(kernel.params, args))]
         argv = (ctypes.c_void_p * max(len(args), 1))(*[address for _, address in marshalled])
         dims = (ctypes.c_uint * 6)(*grid, *block)
-        touched = list({id(a._alloc): a._alloc for a in args if isinstance(a, ndarray)}.values())
+        touched = {id(a._alloc): a._alloc for a in args if isinstance(a, ndarray)}
+        for code, arg in zip(kernel.params, args):       # raw addresses: their allocations
+            if code.startswith("*") and isinstance(arg, (int, np.integer)) and \
+                    not isinstance(arg, (bool, np.bool_)):
+                alloc = find_allocation(int(arg))
+                touched[id(alloc)] = alloc
+        touched = list(touched.values())
         events.emit("kernel", self.name)
         _run_twice(self.name, kernel.launcher, argv, dims, touched)
 
