@@ -310,7 +310,8 @@ class Backend:
         gates[:, 2 * H:3 * H] = g
         gates[:, 3 * H:4 * H] = o
 
-    def lstm_forward_steps(self, gates, h, c, w_hh_t, hold, reverse: bool) -> None:
+    def lstm_forward_steps(self, gates, h, c, w_hh_t, hold, reverse: bool,
+                           keep_activations: bool = True) -> None:
         """The recurrence of one direction without projection, every step in visiting order.
 
         Shapes: gates (T, B, 4H) holding x_t W_ih^T + b on entry; h, c (T+1, B, H) state
@@ -321,6 +322,9 @@ class Backend:
             a_t += h_prev W_hh^T,   then :meth:`lstm_cell_forward` (activations left in a_t)
 
         This version makes those two calls per step; a backend may run the loop at once.
+        ``keep_activations=False`` (an eval forward, which keeps no tape) lets a backend
+        leave in ``gates`` whatever is cheapest instead of the activations; this one keeps
+        them anyway, in place.
         """
         T = gates.shape[0]
         prev, cur = (1, 0) if reverse else (0, 1)

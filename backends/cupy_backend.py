@@ -225,12 +225,14 @@ class CupyBackend(Backend):
     # per call rather than per GEMM as cupy.cublas.gemm does; the kernels get raw addresses,
     # not CuPy views. Arrays of another layout take Backend's loops.
 
-    def lstm_forward_steps(self, gates, h, c, w_hh_t, hold, reverse: bool) -> None:
+    def lstm_forward_steps(self, gates, h, c, w_hh_t, hold, reverse: bool,
+                           keep_activations: bool = True) -> None:
         T, B, G = gates.shape
         H = G // 4
         gemm = _RowGemm.make(w_hh_t, rows=B, a=h, out=gates, beta=1.0)
         if gemm is None or not (c.flags.c_contiguous and _rows_of_flags(hold)):
             return super().lstm_forward_steps(gates, h, c, w_hh_t, hold, reverse)
+        keep = np.int32(bool(keep_activations))
         padded = hold is not None
         kernel = self._kernel("lstm_cell_forward_padded" if padded else "lstm_cell_forward",
                               gates.dtype)
@@ -249,9 +251,9 @@ class CupyBackend(Backend):
                     h0 + (t + cur) * h_step
                 if padded:
                     kernel(grid, block, (g_t, c_prev, c_t, h_t, h_prev, k0 + t * k_step, n,
-                                         width))
+                                         width, keep))
                 else:
-                    kernel(grid, block, (g_t, c_prev, c_t, h_t, n, width))
+                    kernel(grid, block, (g_t, c_prev, c_t, h_t, n, width, keep))
 
     def lstm_backward_steps(self, factors, alpha, f_keep, dh, dc, w_hh, dy, hold,
                             reverse: bool) -> None:
@@ -302,10 +304,11 @@ class CupyBackend(Backend):
         grid, block = self._launch_shape(B * H)
         if hold is None:
             self._kernel("lstm_cell_forward", gates.dtype)(
-                grid, block, (gates, c_prev, c, h, np.int64(B * H), np.int32(H)))
+                grid, block, (gates, c_prev, c, h, np.int64(B * H), np.int32(H), np.int32(1)))
         else:
             self._kernel("lstm_cell_forward_padded", gates.dtype)(
-                grid, block, (gates, c_prev, c, h, h_prev, hold, np.int64(B * H), np.int32(H)))
+                grid, block, (gates, c_prev, c, h, h_prev, hold, np.int64(B * H), np.int32(H),
+                              np.int32(1)))
 
     def lstm_backward_factors(self, gates, c_prev, c, alpha, f_keep, hold=None) -> None:
         n, H = c.size, c.shape[-1]

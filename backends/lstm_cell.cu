@@ -31,10 +31,12 @@ LSTM_XP_DEVICE T sigmoid_stable(T a) {
 }
 
 // c = f c_prev + i g, h = o tanh(c); where hold[b]: c = c_prev, h = h_prev instead.
-// hold == nullptr: no padding (h_prev is then not read).
+// hold == nullptr: no padding (h_prev is then not read). keep: write the activations
+// [i f g o] back over the gates for backward; an eval forward needs none of them (0).
 template <typename T>
 LSTM_XP_DEVICE void cell_forward_element(long long n, int H, T* gates, const T* c_prev,
-                                         T* c, T* h, const T* h_prev, const bool* hold) {
+                                         T* c, T* h, const T* h_prev, const bool* hold,
+                                         int keep) {
     const long long b = n / H;
     const int j = (int)(n - b * H);
     T* row = gates + b * 4LL * H;
@@ -43,10 +45,12 @@ LSTM_XP_DEVICE void cell_forward_element(long long n, int H, T* gates, const T* 
     const T g = tanh(row[2 * H + j]);
     const T o = sigmoid_stable(row[3 * H + j]);
     const T c_new = f * c_prev[n] + i * g;
-    row[j] = i;
-    row[H + j] = f;
-    row[2 * H + j] = g;
-    row[3 * H + j] = o;
+    if (keep) {
+        row[j] = i;
+        row[H + j] = f;
+        row[2 * H + j] = g;
+        row[3 * H + j] = o;
+    }
     if (hold != nullptr && hold[b]) {
         c[n] = c_prev[n];
         h[n] = h_prev[n];
@@ -110,14 +114,16 @@ LSTM_XP_DEVICE void cell_backward_element(long long n, int H, T* factors, const 
          n += (long long)blockDim.x * gridDim.x)
 
 template <typename T>
-__global__ void lstm_cell_forward(T* gates, const T* c_prev, T* c, T* h, long long BH, int H) {
-    LSTM_XP_FOR_EACH(n, BH) cell_forward_element<T>(n, H, gates, c_prev, c, h, nullptr, nullptr);
+__global__ void lstm_cell_forward(T* gates, const T* c_prev, T* c, T* h, long long BH, int H,
+                                  int keep) {
+    LSTM_XP_FOR_EACH(n, BH) cell_forward_element<T>(n, H, gates, c_prev, c, h, nullptr, nullptr,
+                                                    keep);
 }
 
 template <typename T>
 __global__ void lstm_cell_forward_padded(T* gates, const T* c_prev, T* c, T* h, const T* h_prev,
-                                         const bool* hold, long long BH, int H) {
-    LSTM_XP_FOR_EACH(n, BH) cell_forward_element(n, H, gates, c_prev, c, h, h_prev, hold);
+                                         const bool* hold, long long BH, int H, int keep) {
+    LSTM_XP_FOR_EACH(n, BH) cell_forward_element(n, H, gates, c_prev, c, h, h_prev, hold, keep);
 }
 
 template <typename T>

@@ -247,7 +247,8 @@ class NumpyBackend(Backend):
         """backends.numba_steps where it runs the loops for states ``state`` (.., B, H)."""
         return compiled_loops() if state.shape[-2] * state.shape[-1] <= self.jit_max_units else None
 
-    def lstm_forward_steps(self, gates, h, c, w_hh_t, hold, reverse: bool) -> None:
+    def lstm_forward_steps(self, gates, h, c, w_hh_t, hold, reverse: bool,
+                           keep_activations: bool = True) -> None:
         loops = self._loops_for(c)
         if loops is None:
             super().lstm_forward_steps(gates, h, c, w_hh_t, hold, reverse)

@@ -107,7 +107,7 @@ class DirectionTape:
 
 
 def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
-                      hold=None, w_hr=None) -> DirectionTape:
+                      hold=None, w_hr=None, for_backward: bool = True) -> DirectionTape:
     """Run one direction over the whole sequence.
 
     Args:
@@ -117,6 +117,8 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
         reverse: visit t = T-1 ... 0 instead of 0 ... T-1.
         hold: (T, B, 1) bool marking padded steps, or None (see module docstring).
         w_hr: (P, H) projection of the cell output, or None (P = H, no projection).
+        for_backward: False when only the outputs and final state will be read (an eval
+            forward): the backend may then skip storing the activations.
 
     Returns:
         The tape: outputs, final state and everything backward needs.
@@ -146,7 +148,11 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
     c[first, ...] = c0
     w_hh_t = backend.transposed_operand(w_hh)
     if m is None:      # per step: a_t += h_prev W_hh^T, then the cell (which keeps held rows)
-        backend.lstm_forward_steps(gates, h, c, w_hh_t, hold, reverse)
+        if for_backward:
+            backend.lstm_forward_steps(gates, h, c, w_hh_t, hold, reverse)
+        else:
+            backend.lstm_forward_steps(gates, h, c, w_hh_t, hold, reverse,
+                                       keep_activations=False)
         return tape
     w_hr_t = backend.transposed_operand(w_hr)
     for t in tape.time_order():

@@ -417,7 +417,8 @@ class LSTM(Module):
                 if self.cell.plain:
                     tape = direction_forward(backend, layer_input, p["w_ih"], p["w_hh"],
                                              p.get("b_ih"), p.get("b_hh"), h_start, c_start,
-                                             reverse=d == 1, hold=hold, w_hr=p.get("w_hr"))
+                                             reverse=d == 1, hold=hold, w_hr=p.get("w_hr"),
+                                             for_backward=training)
                 else:
                     tape = variant_forward(backend, layer_input, p, h_start, c_start, d == 1,
                                            hold, self.cell,

@@ -86,8 +86,8 @@ using std::tanh;
 
 #define HARNESS(T, SUFFIX)                                                                    \
 extern "C" void forward_##SUFFIX(T* g, const T* cp, T* c, T* h, const T* hp, const bool* hold, \
-                                 long long BH, int H) {                                       \
-    for (long long n = 0; n < BH; ++n) cell_forward_element<T>(n, H, g, cp, c, h, hp, hold); } \
+                                 long long BH, int H, int keep) {                             \
+    for (long long n = 0; n < BH; ++n) cell_forward_element<T>(n, H, g, cp, c, h, hp, hold, keep); } \
 extern "C" void factors_##SUFFIX(T* g, const T* cp, const T* c, T* a, T* f, const bool* hold, \
                                  long long SBH, int H) {                                      \
     for (long long n = 0; n < SBH; ++n) backward_factors_element<T>(n, H, g, cp, c, a, f, hold); } \
@@ -154,8 +154,17 @@ def test_kernel_element_math_matches_generic_cell(host_kernels, dtype, S, B, H, 
             fwd, fac, bwd = (getattr(host_kernels, f"{k}_{dtype}")
                              for k in ("forward", "factors", "backward"))
             for s in range(S):
+                pre = g[s].copy()
+                state = c[s + 1].copy(), h[s + 1].copy()
                 fwd(_ptr(g[s]), _ptr(c[s]), _ptr(c[s + 1]), _ptr(h[s + 1]), _ptr(h[s]),
-                    _ptr(held[s]), BH, ctypes.c_int(H))
+                    _ptr(held[s]), BH, ctypes.c_int(H), ctypes.c_int(0))     # eval: no keep
+                np.testing.assert_array_equal(g[s], pre)         # the gates left as they were
+                evaluated = c[s + 1].copy(), h[s + 1].copy()
+                c[s + 1], h[s + 1] = state
+                fwd(_ptr(g[s]), _ptr(c[s]), _ptr(c[s + 1]), _ptr(h[s + 1]), _ptr(h[s]),
+                    _ptr(held[s]), BH, ctypes.c_int(H), ctypes.c_int(1))
+                np.testing.assert_array_equal(c[s + 1], evaluated[0])   # and the same state
+                np.testing.assert_array_equal(h[s + 1], evaluated[1])
             acts = g.copy()
             fac(_ptr(g), _ptr(c[:S]), _ptr(c[1:]), _ptr(alpha), _ptr(f), _ptr(hold), SBH,
                 ctypes.c_int(H))

@@ -501,3 +501,28 @@ def test_time_loops_fall_back_for_other_layouts(gpu, rng):
         results.append([backend.to_numpy(a) for a in (g, h, c)])
     for got, want in zip(results[1], results[0]):
         np.testing.assert_allclose(got, want, **TOL["float32"])
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["full", "padded"])
+def test_an_eval_forward_stores_no_activations(gpu, padded, rng):
+    """keep_activations=False (what an eval forward asks): the same state, and the gates
+    left holding the pre-activations (one store of 4H per row fewer each step)."""
+    T, B, H = 4, 3, 5
+    gates = (rng.standard_normal((T, B, 4 * H)) * 2).astype("float32")
+    w_t = rng.standard_normal((H, 4 * H)).astype("float32")
+    hold = gpu.asarray(rng.random((T, B, 1)) < 0.4) if padded else None
+    runs = []
+    for keep in (True, False):
+        g = gpu.asarray(gates, copy=True)
+        h, c = gpu.zeros((T + 1, B, H), g.dtype), gpu.zeros((T + 1, B, H), g.dtype)
+        gpu.lstm_forward_steps(g, h, c, gpu.asarray(w_t), hold, False, keep_activations=keep)
+        runs.append([gpu.to_numpy(a) for a in (g, h, c)])
+    (g_keep, h_keep, c_keep), (g_eval, h_eval, c_eval) = runs
+    np.testing.assert_array_equal(h_eval, h_keep)
+    np.testing.assert_array_equal(c_eval, c_keep)
+    assert np.all((g_keep >= -1) & (g_keep <= 1))          # activations: sigmoid, tanh
+    assert np.abs(g_eval).max() > 1                         # pre-activations: not squashed
+    lstm = LSTM(4, 5, device="gpu", seed=2)
+    x = rng.standard_normal((6, 2, 4)).astype("float32")
+    np.testing.assert_array_equal(gpu.to_numpy(lstm.forward(x, train=False)[0]),
+                                  gpu.to_numpy(lstm.forward(x)[0]))
