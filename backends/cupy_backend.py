@@ -92,8 +92,9 @@ class CupyBackend(Backend):
         from cupy_backends.cuda.libs import cublas
         cublas.setMathMode(cupy.cuda.device.get_cublas_handle(),
                            cublas.CUBLAS_TF32_TENSOR_OP_MATH if on else cublas.CUBLAS_DEFAULT_MATH)
-        linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if on
-                                else linalg.COMPUTE_TYPE_DEFAULT)
+        # CuPy's compute types (cupy/_core/_routines_linalg.pxd): DEFAULT 1, TF32 7
+        linalg.set_compute_type(np.float32, getattr(linalg, "COMPUTE_TYPE_TF32", 7) if on
+                                else getattr(linalg, "COMPUTE_TYPE_DEFAULT", 1))
 
     def matmul_into(self, a, b, out) -> None:
         cupy.cublas.gemm("N", "N", a, b, out=out, alpha=1.0, beta=0.0)

@@ -22,7 +22,7 @@ import pytest
 
 EMULATOR = Path(__file__).resolve().parent / "emulated_gpu"
 TARGETS = [
-    "cupy", "cupy._core", "cupy.cuda", "cupy.cuda.compiler", "cupy.cuda.device",
+    "cupy", "cupy._core", "cupy._core._routines_linalg", "cupy.cuda", "cupy.cuda.compiler", "cupy.cuda.device",
     "cupy.cuda.memory", "cupy.cuda.runtime", "cupy.cuda.stream", "cupy.random", "cupy.linalg",
     "cupy.linalg._util", "cupy.cublas", "cupyx", "cupy_backends", "cupy_backends.cuda",
     "cupy_backends.cuda.libs", "cupy_backends.cuda.libs.cublas",
@@ -34,6 +34,7 @@ TARGETS = [
 EMULATOR_ONLY = {
     "cupy": {"_emulator", "_NAMESPACE"},
     "cupy._core": {"_events"},
+    "cupy._core._routines_linalg": {"_TYPES", "_kind", "_np"},
     "cupy.cuda.runtime": {"_device", "_events"},
     "cupy.cublas": {"_SOURCE", "_real_file"},
     "cupy:ndarray": {"_a", "_alloc", "_make", "_refuse"},

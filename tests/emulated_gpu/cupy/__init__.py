@@ -7,8 +7,6 @@ the docstring of the ``_gpu_emulator`` package beside this one. ``cupy._emulator
 emulator's own API (event records, live allocations).
 """
 
-import numpy as _np
-
 from numpy import (bool, bool_, complex64, complex128, dtype, e, finfo, float16,  # noqa: F401
                    float32, float64, iinfo, inf, int8, int16, int32, int64, intp, nan,
                    newaxis, pi, uint8, uint16, uint32, uint64, uintp)
@@ -33,4 +31,5 @@ def is_available() -> bool:
 def show_config(*, _full=False) -> None:
     """What ``cupy.show_config()`` prints, for the emulated device."""
     print("CuPy Version          : emulated (tests/emulated_gpu: NumPy arrays, kernels as C++)")
-    print(f"NumPy Version         : {_np.__version__}")
+    import numpy
+    print(f"NumPy Version         : {numpy.__version__}")

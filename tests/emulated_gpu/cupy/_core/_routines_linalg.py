@@ -2,7 +2,7 @@
 do to float32 inputs (COMPUTE_TYPE_TF32: round them to TF32 first, as the emulated sgemm
 does under the TF32 math mode). The names and values are CuPy's."""
 
-import numpy as np
+import numpy as _np
 
 COMPUTE_TYPE_TBD, COMPUTE_TYPE_DEFAULT, COMPUTE_TYPE_PEDANTIC = 0, 1, 2
 COMPUTE_TYPE_FP16, COMPUTE_TYPE_FP32, COMPUTE_TYPE_FP64 = 3, 4, 5
@@ -11,7 +11,7 @@ _TYPES = {"e": COMPUTE_TYPE_DEFAULT, "f": COMPUTE_TYPE_DEFAULT, "d": COMPUTE_TYP
 
 
 def _kind(dtype) -> str:
-    char = np.dtype(dtype).char
+    char = _np.dtype(dtype).char
     kind = {"F": "f", "D": "d"}.get(char, char)
     if kind not in _TYPES:
         raise TypeError(f"dtype is not supported: {dtype}")
