@@ -526,3 +526,21 @@ def test_an_eval_forward_stores_no_activations(gpu, padded, rng):
     x = rng.standard_normal((6, 2, 4)).astype("float32")
     np.testing.assert_array_equal(gpu.to_numpy(lstm.forward(x, train=False)[0]),
                                   gpu.to_numpy(lstm.forward(x)[0]))
+
+
+def test_lean_loops_take_either_weight_layout(gpu, rng):
+    """The per-step GEMM with W_hh^T as a transposed view (cuBLAS op T) or as the contiguous
+    copy transposed_operand makes (op N): the same recurrence."""
+    T, B, H = 5, 3, 4
+    gates = rng.standard_normal((T, B, 4 * H)).astype("float32")
+    w = gpu.asarray(rng.standard_normal((4 * H, H)).astype("float32"))
+    assert gpu.transposed_operand(w).flags.c_contiguous
+    runs = []
+    for w_t in (w.T, gpu.transposed_operand(w)):
+        g = gpu.asarray(gates, copy=True)
+        h, c = gpu.zeros((T + 1, B, H), g.dtype), gpu.zeros((T + 1, B, H), g.dtype)
+        h[0, ...] = 0.5
+        gpu.lstm_forward_steps(g, h, c, w_t, None, True)
+        runs.append([gpu.to_numpy(a) for a in (g, h, c)])
+    for got, want in zip(*runs):
+        np.testing.assert_allclose(got, want, **TOL["float32"])

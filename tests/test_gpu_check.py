@@ -48,7 +48,7 @@ def test_report_holds_every_part_and_how_it_ended(dry_run):
         assert re.search(r"^\((exit \d+, \d+ s|stopped after \d+ s: its share of the budget|"
                          r"skipped: .*)\)$", section, re.M), section
     assert "Emulated CUDA device" in report                     # device part finished
-    assert "| GEMM (B,H)x(H,4H) B64-H512 | 200 |" in report      # micro: rows as measured
+    assert "| GEMM (B,H)x(H,4H) B64-H512, cupy.cublas.gemm | 200 |" in report   # micro rows
     assert re.search(r"^\d+ passed", report, re.M) and "failed" not in report
     assert "config | train ms" in report                        # bench's streamed header
     assert done.stdout.startswith("# GPU check")                # stdout echoes the report
