@@ -34,6 +34,7 @@ from .arrays import (as_input, check_finite, check_shape, finite_number, flag, p
 from .bptt import direction_backward, direction_forward
 from .cell_variants import CellOptions, variant_backward, variant_forward
 from .module import Module
+from .sequences import SequenceLayout
 
 RECURRENT_INITS = ("uniform", "orthogonal")
 
@@ -143,7 +144,7 @@ def _cell_options(peephole, layer_norm, zoneout, recurrent_dropout, weight_drop,
     return opts
 
 
-class LSTM(Module):
+class LSTM(SequenceLayout, Module):
     """Long short-term memory over sequences, forward and backward written by hand.
 
     Args (the first eight in torch.nn.LSTM's positional order; the rest keyword-only):
@@ -267,44 +268,6 @@ class LSTM(Module):
         store = self.params if store is None else store
         return {key: store[name] for key, name in param_names(k, d).items() if name in store}
 
-    # ------------------------------------------------------------------ layouts
-    def _time_major(self, a, unbatched: bool):
-        """(T, B, F) view of a sequence array given in the user's layout."""
-        xp = self.backend.xp
-        if unbatched:
-            return xp.reshape(a, (a.shape[0], 1, a.shape[1]))
-        return xp.permute_dims(a, (1, 0, 2)) if self.batch_first else a
-
-    def _user_shape(self, T: int, B: int, F: int, unbatched: bool, features: str):
-        """The shape of a (T, B, F) sequence in the user's layout and its axes' names, the
-        last one ``features``: (T, B, F) "(steps, batch, <features>)", or (B, T, F) with
-        batch_first, or (T, F) unbatched."""
-        if unbatched:
-            return (T, F), f"(steps, {features})"
-        if self.batch_first:
-            return (B, T, F), f"(batch, steps, {features})"
-        return (T, B, F), f"(steps, batch, {features})"
-
-    def _user_layout(self, a, unbatched: bool):
-        """Inverse of :meth:`_time_major` for a (T, B, F) array."""
-        xp = self.backend.xp
-        if unbatched:
-            return xp.reshape(a, (a.shape[0], a.shape[2]))
-        return xp.permute_dims(a, (1, 0, 2)) if self.batch_first else a
-
-    def _state_in(self, name, a, batch: int, unbatched: bool, size: int, size_name: str):
-        """A (L*D, B, size) state argument (h0, c0, dh_n, dc_n) in time-major form, or None."""
-        if a is None:
-            return None
-        LD = self.num_layers * self.num_directions
-        a = as_input(self.backend, a, name, self.dtype, ndims=(2,) if unbatched else (3,))
-        if unbatched:
-            check_shape(name, a, (LD, size), f"(num_layers * num_directions, {size_name})")
-            return self.backend.xp.reshape(a, (LD, 1, size))
-        check_shape(name, a, (LD, batch, size),
-                    f"(num_layers * num_directions, batch, {size_name})")
-        return a
-
     def _states_in(self, prefix, names, pair, batch, unbatched):
         """(h, c) of a state pair: h has P_out features, c has H."""
         h_size = "proj_size" if self.proj_size else "hidden_size"
@@ -313,17 +276,6 @@ class LSTM(Module):
                                self.output_size, h_size),
                 self._state_in(f"{prefix}[1] ({names[1]})", c, batch, unbatched,
                                self.hidden_size, "hidden_size"))
-
-    def _state_out(self, a, unbatched: bool):
-        return self.backend.xp.reshape(a, (a.shape[0], a.shape[2])) if unbatched else a
-
-    @staticmethod
-    def _pair(name, members, value):
-        if value is None:
-            return None, None
-        if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"{name} must be a pair {members} or None, got {type(value).__name__}")
-        return value
 
     # ------------------------------------------------------------------ forward
     def _lengths_in(self, lengths, T: int, B: int, unbatched: bool):

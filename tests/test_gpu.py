@@ -544,3 +544,21 @@ def test_lean_loops_take_either_weight_layout(gpu, rng):
         runs.append([gpu.to_numpy(a) for a in (g, h, c)])
     for got, want in zip(*runs):
         np.testing.assert_allclose(got, want, **TOL["float32"])
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_on_gpu_matches_cpu(gpu, nonlinearity, rng):
+    from lstm_xp import RNN
+    kw = dict(num_layers=2, bidirectional=True, nonlinearity=nonlinearity, dtype="float64",
+              seed=3)
+    cpu, dev = RNN(3, 4, **kw), RNN(3, 4, device="gpu", **kw)
+    x, dy = rng.standard_normal((5, 2, 3)), rng.standard_normal((5, 2, 8))
+    y, h_n = cpu.forward(x)
+    dx, dh0 = cpu.backward(dy)
+    gy, gh = dev.forward(x)
+    gdx, gdh0 = dev.backward(gpu.asarray(dy))
+    for want, got in ((y, gy), (h_n, gh), (dx, gdx), (dh0, gdh0)):
+        np.testing.assert_allclose(gpu.to_numpy(got), want, **TOL["float64"])
+    for name in cpu.grads:
+        np.testing.assert_allclose(gpu.to_numpy(dev.grads[name]), cpu.grads[name],
+                                   err_msg=name, **TOL["float64"])
