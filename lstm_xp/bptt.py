@@ -169,7 +169,7 @@ def direction_forward(backend, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool,
 
 
 def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
-                       grads: dict, dx, accumulate_dx: bool, w_hr=None):
+                       grads: dict, dx, accumulate_dx: bool, w_hr=None, record=None):
     """Backpropagate one direction through time; consumes ``tape`` (its gates are overwritten).
 
     Args:
@@ -182,6 +182,11 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
             the layer has biases, "w_hr" (P, H) if it projects; this direction's parameter
             gradients are *added* to them.
         dx: (T, B, I) C-contiguous array receiving dL/dx, added to it if ``accumulate_dx``.
+        record: None, or (dh_steps (T, B, P), dc_steps (T, B, H)) arrays receiving, for
+            every step, dL/dh_t and dL/dc_t in total (through the output, the next step and
+            dh_n/dc_n: what autograd gives as h_t.grad and c_t.grad of an unrolled loop);
+            at padded steps, the gradients carried through them (lstm_xp.inspect.trace).
+            The loop then runs step by step.
 
     Returns:
         (dh0, dc0), each (B, P) and (B, H): gradients of the initial state.
@@ -242,6 +247,18 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
                                       c[lo + cur:hi + cur, ...], alpha[:n_steps, ...],
                                       f_gate[:n_steps, ...],
                                       None if hold is None else hold[lo:hi, ...])
+        if m is None and record is not None:     # one step at a time, recording
+            for t in block:
+                s = t - lo
+                dy_t = None if dy_cell is None else dy_cell[t:t + 1, ...]
+                dh_total = dh if dy_t is None else dh + dy_t[0]
+                record[0][t, ...] = dh_total                    # dL/dh_t
+                record[1][t, ...] = dc + dh_total * alpha[s]    # dL/dc_t (cell's dc_t)
+                backend.lstm_backward_steps(gates[t:t + 1, ...], alpha[s:s + 1, ...],
+                                            f_gate[s:s + 1, ...], dh, dc, w_hh, dy_t,
+                                            None if hold is None else hold[t:t + 1, ...],
+                                            tape.reverse)
+            continue
         if m is None:    # per step: the cell's backward, then dL/dh_prev = da_t W_hh
             backend.lstm_backward_steps(gates[lo:hi, ...], alpha[:n_steps, ...],
                                         f_gate[:n_steps, ...], dh, dc, w_hh,
@@ -253,6 +270,11 @@ def direction_backward(backend, tape: DirectionTape, w_ih, w_hh, dy, dh_n, dc_n,
             held = None if hold is None else hold[t, ...]
             dy_t = None if dy_cell is None else dy_cell[t, ...]
             backend.matmul_into(dh_slots[t + cur, ...], w_hr, out=dm)
+            if record is not None:       # dL/dh_t of the projected h_t, and dL/dc_t
+                record[0][t, ...] = dh_slots[t + cur, ...] if dy is None \
+                    else dh_slots[t + cur, ...] + dy[t, ...]
+                dm_total = dm if dy_t is None else dm + dy_t
+                record[1][t, ...] = dc + dm_total * alpha[t - lo, ...]
             backend.lstm_cell_backward_step(gates_t, alpha[t - lo, ...], f_gate[t - lo, ...],
                                             dm, dc, dy_t)
             backend.matmul_into(gates_t, w_hh, out=dh_slots[t + prev, ...])

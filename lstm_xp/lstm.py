@@ -400,7 +400,7 @@ class LSTM(SequenceLayout, Module):
     __call__ = forward
 
     # ----------------------------------------------------------------- backward
-    def backward(self, dy=None, dstate=None, *, tape=None):
+    def backward(self, dy=None, dstate=None, *, tape=None, _record=None):
         """Backpropagate through time one training-mode forward: the most recent one not yet
         backpropagated, or the one whose ``tape`` is given.
 
@@ -415,13 +415,19 @@ class LSTM(SequenceLayout, Module):
                 started from zeros).
 
         Side effect: dL/d``params[name]`` is *added* to ``self.grads[name]`` for every
-        parameter (``zero_grad()`` resets them). The tape is used up.
+        parameter (``zero_grad()`` resets them). The tape is used up. ``_record``
+        (lstm_xp.inspect.trace): {(layer, direction): (dh_steps, dc_steps)} arrays receiving
+        the per-step dL/dh_t and dL/dc_t (see lstm_xp.bptt.direction_backward).
 
         Raises:
             RuntimeError: no outstanding forward; a consumed tape; a tape whose forward ran
                 before ``load_state_dict()`` or ``to()``.
         """
         backend = self.backend
+        if _record is not None and not self.cell.plain:
+            raise NotImplementedError("per-step gradients are recorded for the plain LSTM "
+                                      "cell (with or without proj_size), not for the cell "
+                                      f"variants ({', '.join(self.cell.active())})")
         kept = self._find_tape(tape)
         data = kept.data
         unbatched, tapes, masks = data["unbatched"], data["tapes"], data["masks"]
@@ -458,7 +464,9 @@ class LSTM(SequenceLayout, Module):
                 if self.cell.plain:
                     dh, dc = direction_backward(backend, tapes[k][d], p["w_ih"], p["w_hh"],
                                                 dy_kd, dh_kd, dc_kd, grads, d_in,
-                                                accumulate_dx=d > 0, w_hr=p.get("w_hr"))
+                                                accumulate_dx=d > 0, w_hr=p.get("w_hr"),
+                                                record=None if _record is None
+                                                else _record.get((k, d)))
                 else:
                     dh, dc = variant_backward(backend, tapes[k][d], p, self.cell, dy_kd, dh_kd,
                                               dc_kd, grads, d_in, accumulate_dx=d > 0)

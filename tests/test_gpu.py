@@ -562,3 +562,19 @@ def test_rnn_on_gpu_matches_cpu(gpu, nonlinearity, rng):
     for name in cpu.grads:
         np.testing.assert_allclose(gpu.to_numpy(dev.grads[name]), cpu.grads[name],
                                    err_msg=name, **TOL["float64"])
+
+
+def test_trace_on_gpu_matches_cpu(gpu, rng):
+    """inspect.trace records dL/dh_t, dL/dc_t through the GPU's loops as on the CPU."""
+    from lstm_xp.inspect import trace
+    kw = dict(num_layers=2, bidirectional=True, dtype="float64", seed=4)
+    x, dy = rng.standard_normal((6, 3, 4)), rng.standard_normal((6, 3, 10))
+    lengths = [6, 2, 4]
+    dy[np.arange(6)[:, None] >= np.asarray(lengths)[None, :]] = 0.0
+    want = trace(LSTM(4, 5, **kw), x, lengths=lengths, dy=dy)
+    got = trace(LSTM(4, 5, device="gpu", **kw), x, lengths=lengths, dy=gpu.asarray(dy))
+    for name in ("gates", "c", "h", "dh", "dc"):
+        for k in range(2):
+            for d in range(2):
+                np.testing.assert_allclose(getattr(got, name)[k][d], getattr(want, name)[k][d],
+                                           err_msg=f"{name}[{k}][{d}]", **TOL["float64"])
