@@ -167,10 +167,11 @@ def test_help_lists_every_option_with_help_and_per_task_defaults():
         assert "--" + f.name.replace("_", "-") in text, f.name
     # the defaults each task fills in, and which options belong to which task or optimizer
     assert ("total epochs (default per task: seed 50, sunspots 60, co2 80, chars 10, "
-            "series 60)") in text
+            "adding 10, series 60)") in text
     assert "--window WINDOW past values per forecast (seed/sunspots/co2/series only; default " \
            "seed 32, sunspots 24, co2 36, series 24)" in text
-    assert "characters per training sequence (chars only; default 64)" in text
+    assert ("chars: characters per training sequence; adding: steps per sequence (T) "
+            "(chars/adding only; default chars 64, adding 100)") in text
     assert "--momentum MOMENTUM momentum (--optimizer sgd only; default 0.9)" in text
     assert "--num-layers NUM_LAYERS stacked LSTM layers (default: 1)" in text
     for action in cli.train_parser()._actions + cli.predict_parser()._actions:

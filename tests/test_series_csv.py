@@ -184,7 +184,7 @@ def test_options_that_do_not_go_with_series_name_both_flags(here, capsys):
         "error: --task sunspots and --series s.csv do not go together: --series learns the "
         "series in your file; drop one of them")
     assert fails(["--series", "s.csv", "--seq-len", "20"], capsys) == (
-        "error: --seq-len applies only to the chars task, not to a --series file")
+        "error: --seq-len applies only to the tasks chars, adding, not to a --series file")
     assert fails(["--series", "s.csv", "--text", "x.txt"], capsys) == (
         "error: --text applies only to the chars task, not to a --series file")
     for flag, value in (("--column", "x"), ("--time-column", "t"), ("--season", "12"),

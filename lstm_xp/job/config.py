@@ -36,7 +36,8 @@ class TrainConfig:
 
     task: str | None = _option(None, "seed (the default): the series lstm-xp grew from; "
                                "sunspots, co2: real series; chars: a character-level language "
-                               "model (not with --series)", str, task_names())
+                               "model; adding: the adding problem, memory across --seq-len "
+                               "steps (not with --series)", str, task_names())
     series: str | None = _option(None, "learn your own series: a CSV file with a header line "
                                  "(README, 'Your own series'); its run's task is 'series', "
                                  "whose defaults the other options list", str)
@@ -77,8 +78,10 @@ class TrainConfig:
     lr_decay: float | None = _option(None, "lr / (1 + lr_decay * step)", float)
     clip: float | None = _option(1.0, "global gradient-norm limit (0: no clipping)", float)
     window: int | None = _option(None, "past values per forecast", int)
-    seq_len: int | None = _option(None, "characters per training sequence", int)
-    batches_per_epoch: int | None = _option(None, "random windows per epoch", int)
+    seq_len: int | None = _option(None, "chars: characters per training sequence; adding: "
+                                  "steps per sequence (T)", int)
+    batches_per_epoch: int | None = _option(None, "chars: random windows per epoch; adding: "
+                                            "batches of fresh sequences per epoch", int)
     bptt: int | None = _option(None, "read the text as batch-size parallel streams in "
                                "chunks of BPTT characters, carrying the state "
                                "(truncated BPTT)", int)

@@ -30,14 +30,14 @@ class SeriesForecaster(Model):
     An LSTM reads the window; a Linear head maps the top layer's final hidden state to
     the forecast:   h_n = LSTM(x)[1][0]     out = head(h_n[-1])
 
-    Shapes: x (B, W, 1) -> out (B, 1). ``cell``: the LSTM's cell-variant options
+    Shapes: x (B, W, input_size) -> out (B, 1). ``cell``: the LSTM's cell-variant options
     (peephole, layer_norm, zoneout, recurrent_dropout, weight_drop).
     """
 
     def __init__(self, hidden_size=32, num_layers=1, dtype="float32", device="cpu", seed=None,
-                 dropout=0.0, **cell):
+                 dropout=0.0, input_size=1, **cell):
         s_lstm, s_head = _child_seeds(seed, 2)
-        self.lstm = LSTM(1, hidden_size, num_layers=num_layers, batch_first=True, dtype=dtype,
+        self.lstm = LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True, dtype=dtype,
                          device=device, seed=s_lstm, forget_bias=1.0, dropout=dropout,
                          **cell)
         self.head = Linear(hidden_size, 1, dtype=dtype, device=device, seed=s_head)

@@ -1,7 +1,7 @@
 """Training tasks: what to learn, how to batch it, how to score it against baselines.
 
-Three kinds, one protocol, a module each: the built-in series (series.py), a user's CSV
-series (user_series.py), text (chars.py). ``lstm_xp.job.train`` asks the task for
+Four kinds, one protocol, a module each: the built-in series (series.py), a user's CSV
+series (user_series.py), text (chars.py), the adding problem (adding.py). ``lstm_xp.job.train`` asks the task for
 everything that differs between kinds and never branches on which task it runs:
 
     Task.defaults(name)                per-task defaults of TrainConfig fields
@@ -27,13 +27,14 @@ everything that differs between kinds and never branches on which task it runs:
 from __future__ import annotations
 
 from ..options import ConfigError
+from .adding import AddingTask
 from .chars import CharTask
 from .series import ForecastTask
 from .user_series import CsvSeriesTask
 
 # the tasks chosen by name (``--task``)
 TASKS = {"seed": ForecastTask, "sunspots": ForecastTask, "co2": ForecastTask,
-         "chars": CharTask}
+         "chars": CharTask, "adding": AddingTask}
 # tasks whose data the user gives (``--series PATH``); a run of one records its kind here
 FILE_TASKS = {"series": CsvSeriesTask}
 KINDS = {**TASKS, **FILE_TASKS}

@@ -13,9 +13,10 @@ from .. import baselines as bl
 from ..data import DeltaScaler, Series, load_series, make_windows, max_window, time_split
 from ..models import SeriesForecaster
 from ..options import ConfigError, positive_int_option
+from .base import SimpleTask
 
 
-class ForecastTask:
+class ForecastTask(SimpleTask):
     """One-step-ahead forecasting of a series from a window of past values (a built-in one
     by name, or any :class:`~lstm_xp.job.data.Series`).
 
@@ -35,18 +36,6 @@ class ForecastTask:
     }
     # name -> (type, default, help) of scripts/predict.py's options for this kind
     predict_options = {"steps": (int, 10, "values to forecast past the end of the series")}
-
-    @classmethod
-    def defaults(cls, name: str) -> dict:
-        return dict(cls.DEFAULTS[name])
-
-    @classmethod
-    def check_given(cls, cfg) -> None:
-        """Nothing given can make another of this kind's options meaningless."""
-
-    @classmethod
-    def normalize_saved(cls, d: dict) -> None:
-        """Nothing to change in a saved config of this kind."""
 
     @classmethod
     def validate(cls, cfg) -> None:
@@ -107,11 +96,6 @@ class ForecastTask:
         for start in range(0, len(order), cfg.batch_size):
             pick = order[start:start + cfg.batch_size]
             yield x[pick], y[pick]
-
-    def train_step(self, model, x, target):
-        value = self.loss.forward(model.forward(x), target)
-        model.backward(self.loss.backward())
-        return value
 
     def reset_state(self) -> None:
         """Nothing to forget: every window is forecast from a zero state."""
@@ -187,15 +171,6 @@ class ForecastTask:
     def summary_line(self) -> str:
         return (f"{len(self.series.values)} values, window {self.window}, train/val/test "
                 f"examples {'/'.join(str(len(self.split[p])) for p in ('train', 'val', 'test'))}")
-
-    def keep_data(self, run_dir) -> list:
-        """Copy into a new run folder what the run needs of its data (nothing: the data
-        are built in, or named by the config); returns the files' names."""
-        return []
-
-    def kept_files(self) -> list:
-        """The names :meth:`keep_data` writes."""
-        return []
 
     def write_outputs(self, model, run_dir, scores: dict, figures: bool) -> list:
         """forecast.png: one-step forecasts of the LSTM and every baseline over the test span."""
