@@ -578,3 +578,16 @@ def test_trace_on_gpu_matches_cpu(gpu, rng):
             for d in range(2):
                 np.testing.assert_allclose(getattr(got, name)[k][d], getattr(want, name)[k][d],
                                            err_msg=f"{name}[{k}][{d}]", **TOL["float64"])
+
+
+def test_inspect_a_gpu_run(gpu, tmp_path):
+    """lstm-xp inspect on a run trained on the GPU: the traces run on the device."""
+    import json
+    from lstm_xp.job.inspect_run import inspect_run
+    from lstm_xp.job.train import TrainConfig, train
+    train(TrainConfig(task="adding", device="gpu", seq_len=12, epochs=1, batches_per_epoch=3,
+                      hidden_size=6), tmp_path / "run", progress=False, echo=lambda *_: None)
+    result = inspect_run(tmp_path / "run", sequences=10, echo=lambda *_: None)
+    assert len(result["gradient_norm_by_lag"]["c"]) == 12
+    saved = json.loads((tmp_path / "run" / "inspect" / "inspect.json").read_text())
+    assert saved["gradient_norm_by_lag"] == result["gradient_norm_by_lag"]

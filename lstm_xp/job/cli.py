@@ -20,7 +20,7 @@ from dataclasses import MISSING, fields
 from backends import DEVICES, BackendUnavailableError, install_command
 
 from .checkpoint import CheckpointError
-from .options import ConfigError, flag, not_for_task
+from .options import ConfigError, flag, not_for_task, positive_int_option
 from .tasks import KINDS
 from .config import SGD_OPTIONS, TrainConfig
 from .train import RunInterrupted, TrainingDiverged, load_run, resume, train
@@ -261,7 +261,8 @@ def export_parser() -> argparse.ArgumentParser:
                     "raw inputs to raw outputs: series runs take 'window' (B, W) float64 raw "
                     "values and give 'forecast' (B,), the number lstm-xp predict --steps 1 "
                     "prints "
-                    "for that window; chars runs take 'ids' (B, T) int64 and give 'logits' "
+                    "for that window; adding runs take 'x' (B, T, 2) float64 and give 'sum' "
+                    "(B,); chars runs take 'ids' (B, T) int64 and give 'logits' "
                     "(B, T, V). The run's task, window and vocabulary are in the model's "
                     "metadata_props. Needs the onnx package.")
     p.add_argument("run", help="a run folder, or its checkpoint.npz")
@@ -286,6 +287,44 @@ def export_main(argv=None) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------- inspect
+def inspect_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lstm-xp inspect", allow_abbrev=False,
+        description="Look inside a trained run: writes RUN/inspect/gates.png (the input, "
+                    "forget and output gates and the cell state of one test sequence over "
+                    "time), gradient_flow.png (the mean ||dL/dh_t|| and ||dL/dc_t|| against "
+                    "the lag from the loss, at initialisation and trained) and inspect.json "
+                    "(those numbers, and gate statistics). The top LSTM layer, on the task's "
+                    "test data.")
+    p.add_argument("run", help="a run folder, or its checkpoint.npz")
+    p.add_argument("--which", choices=("best", "last"), default="best",
+                   help="parameters of the best validation epoch (default), or of the last")
+    p.add_argument("--device", choices=DEVICES, help="default: the device the run used")
+    p.add_argument("--sequences", type=int, default=200,
+                   help="test sequences the gradients are averaged over (default 200)")
+    return p
+
+
+@_quiet_on_broken_pipe
+def inspect_main(argv=None) -> int:
+    """``lstm-xp inspect``: gates and gradients through time of a saved run."""
+    args = inspect_parser().parse_args(argv)
+    try:
+        from .inspect_run import inspect_run
+        inspect_run(args.run, which=args.which, device=args.device,
+                    sequences=positive_int_option("sequences", args.sequences))
+    except ConfigError as err:
+        return _fail(err.render(flag))
+    except BackendUnavailableError as err:
+        return _fail(str(err))
+    except (CheckpointError, ValueError) as err:
+        return _fail(str(err))
+    except OSError as err:
+        return _fail(describe_os_error(err))
+    return 0
+
+
 def _dims(value_info) -> str:
     dims = value_info.type.tensor_type.shape.dim
     return "(" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
@@ -297,6 +336,7 @@ COMMANDS = {
                           "it with baselines"),
     "predict": (predict_main, "forecast past the data, or sample text, with a trained run"),
     "export": (export_main, "write a trained run as an ONNX graph, raw inputs to raw outputs"),
+    "inspect": (inspect_main, "draw a trained run's gates and its gradients through time"),
 }
 
 
@@ -332,5 +372,6 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["main", "COMMANDS", "train_main", "predict_main", "export_main", "train_parser",
-           "predict_parser", "export_parser", "describe_os_error"]
+__all__ = ["main", "COMMANDS", "train_main", "predict_main", "export_main", "inspect_main",
+           "train_parser", "predict_parser", "export_parser", "inspect_parser",
+           "describe_os_error"]

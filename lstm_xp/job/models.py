@@ -56,6 +56,16 @@ class SeriesForecaster(Model):
         dh_n[-1, ...] = d_top
         lstm.backward(None, (dh_n, None))
 
+    def lstm_gradients(self, x, target):
+        """For L = mean((out - target)^2) over a batch (target (B,) in the model's units):
+        (dy, dstate) of the LSTM, what lstm_xp.inspect.trace takes. Host arrays."""
+        lstm = self.lstm
+        out = lstm.backend.to_numpy(self.forward(x, train=False))[:, 0]
+        dout = 2.0 * (out - target) / len(target)
+        dh_n = np.zeros((lstm.num_layers, len(target), lstm.hidden_size))
+        dh_n[-1] = np.outer(dout, lstm.backend.to_numpy(self.head.params["weight"])[0])
+        return None, (dh_n.astype(lstm.dtype_name), None)
+
 
 class CharModel(Model):
     """Characters -> next-character logits at every step.
@@ -82,3 +92,17 @@ class CharModel(Model):
 
     def backward(self, dlogits) -> None:
         self.lstm.backward(self.head.backward(dlogits))
+
+    def lstm_gradients(self, x, target):
+        """For L = the mean cross-entropy of the *last* step's prediction (target (B,)
+        character ids), so that each step's lag from the loss is defined: (dy, dstate) of
+        the LSTM, what lstm_xp.inspect.trace takes. Host arrays."""
+        lstm = self.lstm
+        logits, _ = self.forward(x, train=False)
+        last = lstm.backend.to_numpy(logits)[:, -1, :].astype(np.float64)
+        p = np.exp(last - last.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(len(target)), target] -= 1.0
+        dy = np.zeros(tuple(x.shape[:2]) + (lstm.hidden_size,))
+        dy[:, -1, :] = (p / len(target)) @ lstm.backend.to_numpy(self.head.params["weight"])
+        return dy.astype(lstm.dtype_name), None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 def available() -> bool:
     """Whether matplotlib can be imported (the training job skips figures, with a note,
@@ -118,5 +120,72 @@ def forecast_vs_actual(labels, actual, forecasts: dict, scores: dict, title: str
                ncol=min(3, len(handles)), fontsize=8, frameon=False)
     rows = math.ceil(len(handles) / min(3, len(handles)))
     fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def gate_heatmaps(panels: dict, shown, shown_label: str, marked, title: str, path) -> None:
+    """One heatmap per entry of ``panels`` (name -> (T, H) values over time), units down
+    and time across, and beneath them what the sequence held at each step: a line of
+    ``shown`` values, or its characters as tick labels (``shown`` a list of str); steps in
+    ``marked`` are drawn as vertical lines through every panel."""
+    plt = _pyplot()
+    T = len(shown)
+    text = bool(shown) and isinstance(shown[0], str)
+    heights = [3] * len(panels) + [1.2]
+    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(min(16, 6 + T * 0.06), 2.1 *
+                                                          len(panels) + 1.6),
+                             sharex=True, gridspec_kw={"height_ratios": heights})
+    for ax, (name, values) in zip(axes, panels.items()):
+        gate = not name.startswith("cell")
+        limit = 1.0 if gate else max(1e-9, float(np.abs(values).max()))
+        image = ax.imshow(values.T, aspect="auto", interpolation="nearest", origin="lower",
+                          cmap="viridis" if gate else "RdBu_r", vmin=0.0 if gate else -limit,
+                          vmax=limit, extent=(-0.5, T - 0.5, -0.5, values.shape[1] - 0.5))
+        ax.set_ylabel(f"{name}\nunit", fontsize=9)
+        fig.colorbar(image, ax=ax, pad=0.01, fraction=0.03)
+        for t in marked:
+            ax.axvline(t, color="white" if gate else "black", linewidth=0.8, linestyle=":")
+    bottom = axes[-1]
+    if text:                 # one character per step, spaces as '·', controls escaped
+        for t, c in enumerate(shown):
+            shown_c = "·" if c == " " else (repr(c)[1:-1] if not c.isprintable() else c)
+            bottom.text(t, 0.5, shown_c, ha="center", va="center", family="monospace",
+                        fontsize=9 if T <= 80 else 7)
+        bottom.set_ylim(0, 1)
+        bottom.set_yticks([])
+        bottom.set_ylabel(shown_label, fontsize=9)
+    else:
+        bottom.plot(range(T), shown, color="black", linewidth=1.2)
+        for t in marked:
+            bottom.plot([t], [shown[t]], marker="o", color="tab:red")
+        bottom.set_ylabel(shown_label, fontsize=9)
+        bottom.grid(True, alpha=0.3)
+    bottom.set_xlabel("time step t")
+    spacer = fig.colorbar(axes[0].images[0], ax=bottom, pad=0.01, fraction=0.03)
+    spacer.ax.set_visible(False)          # the same width as the heatmaps: steps line up
+    axes[0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def gradient_flow(curves: dict, title: str, path) -> None:
+    """||dL/dh_t|| (solid) and ||dL/dc_t|| (dashed) against the lag from the loss, one color
+    per entry of ``curves`` (label -> {"h": [...], "c": [...]}), on a log axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for (label, c), color in zip(curves.items(), ("tab:blue", "tab:gray", "tab:orange")):
+        lags = range(len(c["h"]))
+        ax.semilogy(lags, c["h"], color=color, label=f"‖∂L/∂h_t‖, {label}")
+        if "c" in c:
+            ax.semilogy(lags, c["c"], color=color, linestyle="--",
+                        label=f"‖∂L/∂c_t‖, {label}")
+    ax.set_xlabel("lag from the loss, T-1-t (steps)")
+    ax.set_ylabel("mean over the sequences")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -91,6 +91,13 @@ class AddingTask(SimpleTask):
         out = model.forward(x.astype(model.lstm.dtype_name), train=False)
         return model.backend.to_numpy(out)[:, 0].astype(np.float64)
 
+    def inspection(self, n: int) -> dict:
+        """Up to ``n`` test sequences for ``lstm-xp inspect``: x (n, T, 2), the sums, and
+        the first sequence's u_t (marked steps flagged) to show."""
+        x, target = self.split["test"]
+        return {"x": x[:n], "target": target[:n], "shown": [float(v) for v in x[0, :, 0]],
+                "marked": [int(t) for t in np.flatnonzero(x[0, :, 1])], "shown_label": "u_t"}
+
     def evaluate(self, model, split: str) -> float:
         """MSE on "val" or "test" (training sequences are never reused: no "train" split)."""
         x, target = self.split[split]

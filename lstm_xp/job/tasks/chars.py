@@ -165,6 +165,19 @@ class CharTask:
         n = len(ids) // self.eval_streams
         return ids[:n * self.eval_streams].reshape(self.eval_streams, n)
 
+    inspect_steps = 64
+
+    def inspection(self, n: int) -> dict:
+        """Up to ``n`` test windows of ``inspect_steps`` characters for ``lstm-xp inspect``
+        (consecutive, non-overlapping): one-hot x (n, T, V), the id of the character after
+        each window, and the first window's characters, to show."""
+        ids, T = self.ids["test"], self.inspect_steps
+        n = max(1, min(n, (len(ids) - 1) // T))
+        windows = ids[:n * T].reshape(n, T)
+        return {"x": one_hot(windows, len(self.vocab), "float64"),
+                "target": ids[T:(n + 1) * T:T][:n],
+                "shown": [self.vocab.chars[i] for i in windows[0]], "shown_label": "text"}
+
     def evaluate(self, model, split: str) -> float:
         streams = self._streams(split)
         V = len(self.vocab)

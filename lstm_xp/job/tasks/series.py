@@ -106,6 +106,15 @@ class ForecastTask(SimpleTask):
         out = model.forward(self.scaler.encode_inputs(inputs).astype(dtype), train=False)
         return self.scaler.decode(inputs, model.backend.to_numpy(out))
 
+    def inspection(self, n: int) -> dict:
+        """Up to ``n`` test windows for ``lstm-xp inspect``: the model's inputs x (n, W, 1),
+        targets (n,) in its units, and the raw values of the first window, to show."""
+        test = self.split["test"]
+        inputs, targets = test.inputs[:n], test.targets[:n]
+        return {"x": self.scaler.encode_inputs(inputs),
+                "target": self.scaler.encode_targets(inputs, targets)[:, 0],
+                "shown": [float(v) for v in inputs[0]], "shown_label": self.value_label()}
+
     def evaluate(self, model, split: str) -> float:
         part = self.split[split]
         return bl.rmse(self.predict(model, part.inputs), part.targets)

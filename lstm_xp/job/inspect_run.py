@@ -1,0 +1,95 @@
+"""``lstm-xp inspect RUN``: a trained run's gates and its gradients through time.
+
+On the task's test inputs (``task.inspection``), with the run's best (or last) parameters
+and with the parameters it started from (the same seeded initialisation), it traces the
+top LSTM layer (lstm_xp.inspect.trace) and writes into ``RUN/inspect/``:
+
+    gates.png          heatmaps over time of the input, forget and output gates and the
+                       cell state of one test sequence, its values or characters beneath;
+    gradient_flow.png  the mean over the sequences of ||dL/dh_t|| and ||dL/dc_t|| against
+                       the lag from the loss, log scale, at initialisation and trained;
+    inspect.json       those curves as numbers, and gate statistics.
+
+The loss L is the task's, on the prediction the run makes at the end of each sequence: the
+MSE of the forecast (series, adding), or the cross-entropy of the next character after the
+window (chars), averaged over the sequences.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..inspect import trace
+from . import plots
+from .train import load_run, run_folder
+
+SATURATED = 0.05          # a gate activation below this or above 1 - this is "saturated"
+
+
+def gradient_by_lag(model, x, target) -> dict:
+    """{"h": [...], "c": [...]}: the mean over the batch of ||dL/dh_t|| and ||dL/dc_t|| of
+    the top LSTM layer, indexed by the lag T-1-t from the loss."""
+    dy, dstate = model.lstm_gradients(x, target)
+    tr = trace(model.lstm, x, dy=dy, dstate=dstate)
+    return {name: [float(v) for v in np.linalg.norm(g[-1][0], axis=2).mean(axis=1)[::-1]]
+            for name, g in (("h", tr.dh), ("c", tr.dc))}
+
+
+def gate_statistics(gates: np.ndarray) -> dict:
+    """Mean and saturated share of each gate over (T, B, H) activations (T, B, 4H)."""
+    H = gates.shape[-1] // 4
+    stats = {}
+    for k, name in enumerate(("input", "forget", "cell_candidate", "output")):
+        g = gates[..., k * H:(k + 1) * H]
+        stats[name] = {"mean": float(g.mean())}
+        if name != "cell_candidate":               # tanh in [-1, 1]: not a gate
+            stats[name]["saturated_share"] = float(np.mean((g < SATURATED)
+                                                           | (g > 1 - SATURATED)))
+    return stats
+
+
+def inspect_run(run, *, which: str = "best", device=None, sequences: int = 200,
+                echo=print) -> dict:
+    """Write RUN/inspect/{gates.png, gradient_flow.png, inspect.json}; returns the JSON."""
+    cfg, task, model = load_run(run, device=device, which=which)
+    data = task.inspection(sequences)
+    dtype = model.lstm.dtype_name
+    x, target = data["x"].astype(dtype), np.asarray(data["target"], np.float64)
+    if cfg.task == "chars":
+        target = np.asarray(data["target"], np.int64)
+    first = trace(model.lstm, x[:1])
+    top = model.lstm.num_layers - 1
+    gates, cells = first.gates[top][0][:, 0, :], first.c[top][0][:, 0, :]      # (T, 4H), (T, H)
+    trained = gradient_by_lag(model, x, target)
+    initial = gradient_by_lag(task.build_model(cfg), x, target)
+    all_gates = trace(model.lstm, x).gates[top][0]
+    out_dir = run_folder(run) / "inspect"
+    out_dir.mkdir(exist_ok=True)
+    result = {
+        "task": cfg.task, "parameters": which, "layer": top, "sequences": len(target),
+        "steps": int(x.shape[1]),
+        "loss": "MSE of the prediction at the last step" if cfg.task != "chars"
+                else "cross-entropy of the character after the window",
+        "gradient_norm_by_lag": trained, "gradient_norm_by_lag_at_init": initial,
+        "ratio_h0_to_last": {"trained": trained["h"][-1] / trained["h"][0],
+                             "init": initial["h"][-1] / initial["h"][0]},
+        "gates": gate_statistics(all_gates), "saturated_below_or_above": SATURATED}
+    (out_dir / "inspect.json").write_text(json.dumps(result, indent=1) + "\n")
+    written = ["inspect.json"]
+    if plots.available():
+        H = cells.shape[1]
+        plots.gate_heatmaps({"input gate i": gates[:, :H], "forget gate f": gates[:, H:2 * H],
+                             "output gate o": gates[:, 3 * H:], "cell state c": cells},
+                            data["shown"], data["shown_label"], data.get("marked", []),
+                            f"{cfg.task}: gates and cell state of test sequence 1 (layer "
+                            f"{top}, {which} parameters)", out_dir / "gates.png")
+        plots.gradient_flow({"trained": trained, "at initialisation": initial},
+                            f"{cfg.task}: gradient norms through time (layer {top}, mean over "
+                            f"{len(target)} test sequences)", out_dir / "gradient_flow.png")
+        written += ["gates.png", "gradient_flow.png"]
+    else:
+        echo("note: matplotlib is not installed, so inspect writes inspect.json only")
+    echo(f"wrote {out_dir}: {', '.join(written)}")
+    return result
