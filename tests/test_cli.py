@@ -223,7 +223,7 @@ def test_lstm_xp_lists_its_commands_and_dispatches(run, capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
-    assert listed == ["train", "predict", "export"]
+    assert listed == ["train", "predict", "export", "inspect"]
     assert cli.main([]) == 2                         # no command: the list, on stderr
     assert "commands:" in capsys.readouterr().err
     assert cli.main(["predict", str(run), "--steps", "2"]) == 0
