@@ -12,8 +12,9 @@ solved when it falls below 0.01 (always predicting 1 scores 1/6), and stops ther
 
 Gradient flow: on 200 test sequences, with L the MSE of the prediction, the mean over the
 batch of ||dL/dh_t|| (and ||dL/dc_t|| for the LSTM), exactly as BPTT computes them
-(lstm_xp.inspect.trace), against the lag T-1-t from the loss; at initialisation and at the
-end of training. Written to --out: results.json (every run), table.md, gradient_flow.png
+(lstm_xp.inspect.trace, in float64 on a copy of the parameters: the RNN's fall below
+float32's range), against the lag T-1-t from the loss; at initialisation and at the end of
+training (training itself runs in float32). Written to --out: results.json (every run), table.md, gradient_flow.png
 (T = --figure-length, the first seed).
 """
 
@@ -35,12 +36,12 @@ SOLVED = 0.01
 class Net:
     """A recurrent layer (LSTM or RNN, batch_first) and a linear head on its last h."""
 
-    def __init__(self, kind: str, hidden: int, seed: int):
+    def __init__(self, kind: str, hidden: int, seed: int, dtype: str = "float32"):
         from lstm_xp import LSTM, RNN, Linear
         self.kind = kind
-        self.rnn = LSTM(2, hidden, batch_first=True, seed=seed, forget_bias=1.0) \
-            if kind == "lstm" else RNN(2, hidden, batch_first=True, seed=seed)
-        self.head = Linear(hidden, 1, seed=seed + 1)
+        self.rnn = LSTM(2, hidden, batch_first=True, seed=seed, forget_bias=1.0, dtype=dtype) \
+            if kind == "lstm" else RNN(2, hidden, batch_first=True, seed=seed, dtype=dtype)
+        self.head = Linear(hidden, 1, seed=seed + 1, dtype=dtype)
 
     def forward(self, x, train=None):
         out = self.rnn.forward(x, train=train)
@@ -49,7 +50,7 @@ class Net:
 
     def dstate(self, dout):
         """dL/d(final state) from dL/d(prediction) (B, 1), in the layer's dstate form."""
-        dh_n = (dout @ self.head.params["weight"])[None].astype(np.float32)
+        dh_n = (dout @ self.head.params["weight"])[None].astype(self.rnn.dtype)
         return (dh_n, None) if self.kind == "lstm" else dh_n
 
     def backward(self, dout):
@@ -58,11 +59,17 @@ class Net:
 
 
 def gradient_by_lag(net, x, target) -> dict:
-    """Mean over the batch of ||dL/dh_t|| (and ||dL/dc_t||), indexed by lag T-1-t."""
+    """Mean over the batch of ||dL/dh_t|| (and ||dL/dc_t||), indexed by lag T-1-t; traced in
+    float64 on a copy of the trained parameters, since a plain RNN's gradients fall below
+    float32's smallest number (1e-45) within a hundred steps."""
     from lstm_xp.inspect import trace
-    pred = net.forward(x, train=False)[:, 0]
-    dout = (2.0 * (pred - target) / len(target))[:, None].astype(np.float32)
-    tr = trace(net.rnn, x, dstate=net.dstate(dout))
+    twin = Net(net.kind, net.rnn.hidden_size, 0, dtype="float64")
+    twin.rnn.load_state_dict(net.rnn.state_dict())
+    twin.head.load_state_dict(net.head.state_dict())
+    x = x.astype(np.float64)
+    pred = twin.forward(x, train=False)[:, 0]
+    dout = (2.0 * (pred - target) / len(target))[:, None]
+    tr = trace(twin.rnn, x, dstate=twin.dstate(dout))
     curves = {"h": np.linalg.norm(tr.dh[0][0], axis=2).mean(axis=1)[::-1]}
     if tr.dc is not None:
         curves["c"] = np.linalg.norm(tr.dc[0][0], axis=2).mean(axis=1)[::-1]
