@@ -103,3 +103,15 @@ def test_inspect_names_a_missing_run(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
     assert cli.main(["inspect", str(tmp_path), "--sequences", "0"]) == 2
     assert "--sequences must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_inspect_without_matplotlib_writes_the_numbers(runs, monkeypatch, capsys):
+    from lstm_xp.job import plots
+    monkeypatch.setattr(plots, "available", lambda: False)
+    folder = runs["seed"] / "inspect"
+    for name in ("gates.png", "gradient_flow.png", "inspect.json"):
+        (folder / name).unlink(missing_ok=True)
+    assert cli.main(["inspect", str(runs["seed"]), "--sequences", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "matplotlib is not installed, so inspect writes inspect.json only" in out
+    assert (folder / "inspect.json").is_file() and not (folder / "gates.png").exists()
