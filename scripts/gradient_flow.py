@@ -162,11 +162,26 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--figure-length", type=int, default=100)
+    p.add_argument("--merge", nargs="+", metavar="DIR",
+                   help="instead of training: combine the results.json of runs made in "
+                        "parallel (e.g. --models rnn and --models lstm) into --out")
     args = p.parse_args(argv)
     args.lengths = [int(v) for v in args.lengths.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        parts = [json.loads((Path(d) / "results.json").read_text()) for d in args.merge]
+        results = [r for part in parts for r in part["runs"]]
+        settings = {**parts[0]["settings"], "models": "rnn,lstm", "merged_from": args.merge}
+        (out / "results.json").write_text(json.dumps({"settings": settings, "runs": results},
+                                                     indent=1))
+        args.lengths = sorted({r["T"] for r in results})
+        (out / "table.md").write_text(table(results, args))
+        if args.figure_length in args.lengths:
+            figure(results, args.figure_length, out / "gradient_flow.png")
+        print(table(results, args))
+        return 0
     from lstm_xp.job.tasks.adding import AddingTask
     results = []
     for T in args.lengths:

@@ -26,3 +26,9 @@ def test_study_script_writes_table_figure_and_runs(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert "| RNN | 6 |" in table and "| LSTM | 6 |" in table
     assert (tmp_path / "gradient_flow.png").read_bytes()[:4] == b"\x89PNG"
+    merged = subprocess.run([sys.executable, str(ROOT / "scripts" / "gradient_flow.py"),
+                             "--out", str(tmp_path / "merged"), "--merge", str(tmp_path),
+                             "--figure-length", "6"], capture_output=True, text=True,
+                            timeout=120)
+    assert merged.returncode == 0, merged.stderr
+    assert (tmp_path / "merged" / "table.md").read_text() == table
