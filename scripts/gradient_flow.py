@@ -114,6 +114,8 @@ def table(results, args) -> str:
     for kind in ("rnn", "lstm"):
         for T in args.lengths:
             rows = [r for r in results if r["model"] == kind and r["T"] == T]
+            if not rows:                        # a run of one model (--models) has no other
+                continue
             solved = ", ".join(str(r["solved_at"]) if r["solved_at"] else "not solved"
                                for r in rows)
             mse = ", ".join(f"{r['final_mse']:.3g}" for r in rows)
