@@ -119,7 +119,9 @@ def table(results, args) -> str:
             solved = ", ".join(str(r["solved_at"]) if r["solved_at"] else "not solved"
                                for r in rows)
             mse = ", ".join(f"{r['final_mse']:.3g}" for r in rows)
-            span = lambda key: f"{min(r[key] for r in rows):.1e} to {max(r[key] for r in rows):.1e}"  # noqa: E731,E501
+            def span(key):
+                low, high = min(r[key] for r in rows), max(r[key] for r in rows)
+                return f"{low:.1e}" if low == high else f"{low:.1e} to {high:.1e}"
             lines.append(f"| {kind.upper()} | {T} | {solved} | {mse} | {span('ratio_init')} | "
                          f"{span('ratio_trained')} |")
     return "\n".join(lines) + "\n"
@@ -155,15 +157,23 @@ def figure(results, T, path) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="gradient-flow", help="folder for the results")
-    p.add_argument("--lengths", default="50,100,200", help="sequence lengths T")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--models", default="rnn,lstm")
+    p.add_argument("--lengths", default="50,100,200",
+                   help="comma-separated sequence lengths T (default 50,100,200)")
+    p.add_argument("--seeds", default="0,1,2",
+                   help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--models", default="rnn,lstm",
+                   help="comma-separated: rnn, lstm (default both)")
     p.add_argument("--steps", type=int, default=3000, help="Adam steps per run (the budget)")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--figure-length", type=int, default=100)
+    p.add_argument("--batch", type=int, default=64,
+                   help="sequences per step (default 64)")
+    p.add_argument("--hidden", type=int, default=64,
+                   help="hidden size (default 64)")
+    p.add_argument("--lr", type=float, default=1e-2,
+                   help="Adam learning rate, both models (default 0.01)")
+    p.add_argument("--eval-every", type=int, default=100,
+                   help="steps between test MSE measurements (default 100)")
+    p.add_argument("--figure-length", type=int, default=100,
+                   help="the T drawn in gradient_flow.png (default 100)")
     p.add_argument("--merge", nargs="+", metavar="DIR",
                    help="instead of training: combine the results.json of runs made in "
                         "parallel (e.g. --models rnn and --models lstm) into --out")
@@ -195,7 +205,9 @@ def main(argv=None) -> int:
             for seed in seeds:
                 r = run(kind, T, seed, args, test, probe)
                 results.append(r)
-                print(f"{kind} T={T} seed={seed}: solved at {r['solved_at']}, final MSE "
+                solved = f"solved at step {r['solved_at']}" if r["solved_at"] else \
+                    f"not solved in {args.steps} steps"
+                print(f"{kind} T={T} seed={seed}: {solved}, final MSE "
                       f"{r['final_mse']:.4f}, ratio {r['ratio_init']:.1e} -> "
                       f"{r['ratio_trained']:.1e} ({r['seconds']:.0f} s)", flush=True)
                 (out / "results.json").write_text(json.dumps(

@@ -115,3 +115,18 @@ def test_inspect_without_matplotlib_writes_the_numbers(runs, monkeypatch, capsys
     out = capsys.readouterr().out
     assert "matplotlib is not installed, so inspect writes inspect.json only" in out
     assert (folder / "inspect.json").is_file() and not (folder / "gates.png").exists()
+
+
+def test_inspect_says_what_it_used_and_keeps_last_apart(runs, capsys):
+    """More sequences than the test data hold: all are used, and it says so; the summary
+    line gives the first/last gradient ratio; --which last writes inspect-last/."""
+    assert cli.main(["inspect", str(runs["adding"]), "--sequences", "5000"]) == 0
+    out = capsys.readouterr().out
+    assert "note: the test data hold 1000 sequences, fewer than the 5000 asked" in out
+    assert "||dL/dh_0|| / ||dL/dh_19|| (first step / last, mean over 1000 test sequences)" in out
+    info = json.loads((runs["adding"] / "inspect" / "inspect.json").read_text())
+    assert info["sequences"] == 1000 and info["parameters"] == "best"
+    assert cli.main(["inspect", str(runs["adding"]), "--which", "last", "--sequences", "5"]) == 0
+    last = json.loads((runs["adding"] / "inspect-last" / "inspect.json").read_text())
+    assert last["parameters"] == "last" and last["sequences"] == 5
+    assert json.loads((runs["adding"] / "inspect" / "inspect.json").read_text()) == info

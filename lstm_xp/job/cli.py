@@ -210,7 +210,8 @@ def _predict_takers(option: str) -> list:
 def predict_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lstm-xp predict", argument_default=argparse.SUPPRESS, allow_abbrev=False,
-        description="Forecast (series runs) or sample text (chars runs) with a trained run. "
+        description="Forecast (series runs), sample text (chars runs) or show test sequences "
+                    "with their predicted sums (adding runs) with a trained run. "
                     "Series forecasts continue past the series' last value one step at a "
                     "time, each forecast fed back as the newest input, so errors compound "
                     "with the horizon.")
@@ -295,14 +296,15 @@ def inspect_parser() -> argparse.ArgumentParser:
                     "forget and output gates and the cell state of one test sequence over "
                     "time), gradient_flow.png (the mean ||dL/dh_t|| and ||dL/dc_t|| against "
                     "the lag from the loss, at initialisation and trained) and inspect.json "
-                    "(those numbers, and gate statistics). The top LSTM layer, on the task's "
-                    "test data.")
+                    "(those numbers, and gate statistics); with --which last, into "
+                    "RUN/inspect-last/. The top LSTM layer, on the task's test data.")
     p.add_argument("run", help="a run folder, or its checkpoint.npz")
     p.add_argument("--which", choices=("best", "last"), default="best",
                    help="parameters of the best validation epoch (default), or of the last")
     p.add_argument("--device", choices=DEVICES, help="default: the device the run used")
     p.add_argument("--sequences", type=int, default=200,
-                   help="test sequences the gradients are averaged over (default 200)")
+                   help="test sequences the gradients are averaged over, at most as many as "
+                        "the task's test data holds (default 200)")
     return p
 
 

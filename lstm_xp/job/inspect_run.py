@@ -2,7 +2,8 @@
 
 On the task's test inputs (``task.inspection``), with the run's best (or last) parameters
 and with the parameters it started from (the same seeded initialisation), it traces the
-top LSTM layer (lstm_xp.inspect.trace) and writes into ``RUN/inspect/``:
+top LSTM layer (lstm_xp.inspect.trace) and writes into ``RUN/inspect/`` (``RUN/inspect-last/``
+for the last epoch's parameters):
 
     gates.png          heatmaps over time of the input, forget and output gates and the
                        cell state of one test sequence, its values or characters beneath;
@@ -65,7 +66,7 @@ def inspect_run(run, *, which: str = "best", device=None, sequences: int = 200,
     trained = gradient_by_lag(model, x, target)
     initial = gradient_by_lag(task.build_model(cfg), x, target)
     all_gates = trace(model.lstm, x).gates[top][0]
-    out_dir = run_folder(run) / "inspect"
+    out_dir = run_folder(run) / ("inspect" if which == "best" else "inspect-last")
     out_dir.mkdir(exist_ok=True)
     result = {
         "task": cfg.task, "parameters": which, "layer": top, "sequences": len(target),
@@ -75,7 +76,8 @@ def inspect_run(run, *, which: str = "best", device=None, sequences: int = 200,
         "gradient_norm_by_lag": trained, "gradient_norm_by_lag_at_init": initial,
         "ratio_h0_to_last": {"trained": trained["h"][-1] / trained["h"][0],
                              "init": initial["h"][-1] / initial["h"][0]},
-        "gates": gate_statistics(all_gates), "saturated_below_or_above": SATURATED}
+        "gates": gate_statistics(all_gates),
+        "saturated": f"an activation below {SATURATED} or above {1 - SATURATED}"}
     (out_dir / "inspect.json").write_text(json.dumps(result, indent=1) + "\n")
     written = ["inspect.json"]
     if plots.available():
@@ -91,5 +93,12 @@ def inspect_run(run, *, which: str = "best", device=None, sequences: int = 200,
         written += ["gates.png", "gradient_flow.png"]
     else:
         echo("note: matplotlib is not installed, so inspect writes inspect.json only")
+    if len(target) < sequences:
+        echo(f"note: the test data hold {len(target)} sequences, fewer than the {sequences} "
+             f"asked: all of them are used")
+    ratio = result["ratio_h0_to_last"]
+    echo(f"||dL/dh_0|| / ||dL/dh_{result['steps'] - 1}|| (first step / last, mean over "
+         f"{len(target)} test sequences): {ratio['init']:.1e} at initialisation, "
+         f"{ratio['trained']:.1e} trained")
     echo(f"wrote {out_dir}: {', '.join(written)}")
     return result

@@ -114,8 +114,8 @@ class AddingTask(SimpleTask):
         pick = np.random.default_rng(seed).choice(len(target), min(examples, len(target)),
                                                   replace=False)
         got = self.predict(model, x[pick])
-        lines = [f"# adding, T = {self.seq_len}: test sequences (marked steps and values), the "
-                 f"target sum and the model's"]
+        lines = [f"# adding, T = {self.seq_len}: test sequences (their marked steps and "
+                 f"values), the target sum and the model's prediction"]
         for row, value in zip(pick, got):
             steps = np.flatnonzero(x[row, :, 1])
             marked = ", ".join(f"t={t}: {x[row, t, 0]:.4f}" for t in steps)
