@@ -330,25 +330,11 @@ class LSTM(SequenceLayout, Module):
         """
         backend, xp = self.backend, self.backend.xp
         training = self._training_call(train)
-        x = as_input(backend, x, "x", self.dtype, ndims=(2, 3))
-        unbatched = len(x.shape) == 2
-        if x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have {self.input_size} features (input_size) in its last "
-                             f"axis, got shape {tuple(x.shape)}")
-        x_view = self._time_major(x, unbatched)
-        T, B = x_view.shape[0], x_view.shape[1]
-        if T == 0:
-            raise ValueError(f"x has no time steps (T = 0, shape {tuple(x.shape)}); every "
-                             "sequence needs at least one step")
-        if B == 0:
-            raise ValueError(f"x is an empty batch (B = 0, shape {tuple(x.shape)})")
+        layer_input, unbatched = self._input_sequence(x)
+        T, B = layer_input.shape[0], layer_input.shape[1]
         h0, c0 = self._states_in("state", ("h0", "c0"), self._pair("state", "(h0, c0)", state),
                                  B, unbatched)
         hold, valid = self._lengths_in(lengths, T, B, unbatched)
-        # a private, C-contiguous, time-major copy: later changes to the caller's x cannot
-        # corrupt the gradients, and every GEMM sees a plain (T*B, I) matrix
-        layer_input = backend.empty((T, B, self.input_size), self.dtype)
-        layer_input[...] = x_view
         if hold is not None:        # padding is ignored, whatever it holds (NaN included)
             layer_input[...] = xp.where(hold, 0.0, layer_input)
         check_finite(backend, {"x": layer_input, "state[0] (h0)": h0, "state[1] (c0)": c0})

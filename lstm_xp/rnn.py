@@ -166,20 +166,11 @@ class RNN(SequenceLayout, Module):
 
     def forward(self, x, h0=None, *, train=None, return_tape: bool = False):
         """x -> (y, h_n); a training-mode call keeps a tape for :meth:`backward`."""
-        backend, xp = self.backend, self.backend.xp
+        backend = self.backend
         training = self._training_call(train)
-        x = as_input(backend, x, "x", self.dtype, ndims=(2, 3))
-        unbatched = len(x.shape) == 2
-        if x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have {self.input_size} features (input_size) in its last "
-                             f"axis, got shape {tuple(x.shape)}")
-        x_view = self._time_major(x, unbatched)
-        T, B = x_view.shape[0], x_view.shape[1]
-        if T == 0 or B == 0:
-            raise ValueError(f"x has no time steps or an empty batch, shape {tuple(x.shape)}")
+        layer_input, unbatched = self._input_sequence(x)
+        T, B = layer_input.shape[0], layer_input.shape[1]
         h0 = self._state_in("h0", h0, B, unbatched, self.hidden_size, "hidden_size")
-        layer_input = backend.empty((T, B, self.input_size), self.dtype)
-        layer_input[...] = x_view
         check_finite(backend, {"x": layer_input, "h0": h0})
         H, D, L = self.hidden_size, self.num_directions, self.num_layers
         h_n = backend.empty((L * D, B, H), self.dtype)

@@ -15,6 +15,27 @@ class SequenceLayout:
     """Conversions between the user's layout and the time-major one, with shape checks
     that name the axes in the user's terms."""
 
+    def _input_sequence(self, x):
+        """(a private, C-contiguous, time-major (T, B, I) copy of ``x``, whether ``x`` was
+        unbatched), after checking ``x``: its dtype, rank, features and that T, B >= 1.
+        The copy keeps later changes to the caller's x from corrupting the gradients, and
+        every GEMM sees a plain (T*B, I) matrix."""
+        x = as_input(self.backend, x, "x", self.dtype, ndims=(2, 3))
+        unbatched = len(x.shape) == 2
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have {self.input_size} features (input_size) in its last "
+                             f"axis, got shape {tuple(x.shape)}")
+        x_view = self._time_major(x, unbatched)
+        T, B = x_view.shape[0], x_view.shape[1]
+        if T == 0:
+            raise ValueError(f"x has no time steps (T = 0, shape {tuple(x.shape)}); every "
+                             "sequence needs at least one step")
+        if B == 0:
+            raise ValueError(f"x is an empty batch (B = 0, shape {tuple(x.shape)})")
+        layer_input = self.backend.empty((T, B, self.input_size), self.dtype)
+        layer_input[...] = x_view
+        return layer_input, unbatched
+
     def _time_major(self, a, unbatched: bool):
         """(T, B, F) view of a sequence array given in the user's layout."""
         xp = self.backend.xp
