@@ -29,13 +29,13 @@ from .train import load_run, run_folder
 SATURATED = 0.05          # a gate activation below this or above 1 - this is "saturated"
 
 
-def gradient_by_lag(model, x, target) -> dict:
-    """{"h": [...], "c": [...]}: the mean over the batch of ||dL/dh_t|| and ||dL/dc_t|| of
-    the top LSTM layer, indexed by the lag T-1-t from the loss."""
+def gradient_by_lag(model, x, target):
+    """({"h": [...], "c": [...]}, the trace): the mean over the batch of ||dL/dh_t|| and
+    ||dL/dc_t|| of the top LSTM layer, indexed by the lag T-1-t from the loss."""
     dy, dstate = model.lstm_gradients(x, target)
     tr = trace(model.lstm, x, dy=dy, dstate=dstate)
     return {name: [float(v) for v in np.linalg.norm(g[-1][0], axis=2).mean(axis=1)[::-1]]
-            for name, g in (("h", tr.dh), ("c", tr.dc))}
+            for name, g in (("h", tr.dh), ("c", tr.dc))}, tr
 
 
 def gate_statistics(gates: np.ndarray) -> dict:
@@ -57,22 +57,18 @@ def inspect_run(run, *, which: str = "best", device=None, sequences: int = 200,
     cfg, task, model = load_run(run, device=device, which=which)
     data = task.inspection(sequences)
     dtype = model.lstm.dtype_name
-    x, target = data["x"].astype(dtype), np.asarray(data["target"], np.float64)
-    if cfg.task == "chars":
-        target = np.asarray(data["target"], np.int64)
-    first = trace(model.lstm, x[:1])
+    x, target = data["x"].astype(dtype), np.asarray(data["target"])
     top = model.lstm.num_layers - 1
-    gates, cells = first.gates[top][0][:, 0, :], first.c[top][0][:, 0, :]      # (T, 4H), (T, H)
-    trained = gradient_by_lag(model, x, target)
-    initial = gradient_by_lag(task.build_model(cfg), x, target)
-    all_gates = trace(model.lstm, x).gates[top][0]
+    trained, traced = gradient_by_lag(model, x, target)
+    initial, _ = gradient_by_lag(task.build_model(cfg), x, target)
+    all_gates = traced.gates[top][0]                                             # (T, B, 4H)
+    gates, cells = all_gates[:, 0, :], traced.c[top][0][:, 0, :]   # sequence 1: (T, 4H), (T, H)
     out_dir = run_folder(run) / ("inspect" if which == "best" else "inspect-last")
     out_dir.mkdir(exist_ok=True)
     result = {
         "task": cfg.task, "parameters": which, "layer": top, "sequences": len(target),
         "steps": int(x.shape[1]),
-        "loss": "MSE of the prediction at the last step" if cfg.task != "chars"
-                else "cross-entropy of the character after the window",
+        "loss": model.inspected_loss,
         "gradient_norm_by_lag": trained, "gradient_norm_by_lag_at_init": initial,
         "ratio_h0_to_last": {"trained": trained["h"][-1] / trained["h"][0],
                              "init": initial["h"][-1] / initial["h"][0]},

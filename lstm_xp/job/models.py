@@ -56,6 +56,8 @@ class SeriesForecaster(Model):
         dh_n[-1, ...] = d_top
         lstm.backward(None, (dh_n, None))
 
+    inspected_loss = "MSE of the prediction at the last step"
+
     def lstm_gradients(self, x, target):
         """For L = mean((out - target)^2) over a batch (target (B,) in the model's units):
         (dy, dstate) of the LSTM, what lstm_xp.inspect.trace takes. Host arrays."""
@@ -92,6 +94,8 @@ class CharModel(Model):
 
     def backward(self, dlogits) -> None:
         self.lstm.backward(self.head.backward(dlogits))
+
+    inspected_loss = "cross-entropy of the character after the window"
 
     def lstm_gradients(self, x, target):
         """For L = the mean cross-entropy of the *last* step's prediction (target (B,)
