@@ -28,13 +28,14 @@ _check_backends_is_ours()
 from backends import BackendUnavailableError, get_backend, manual_seed  # noqa: E402
 
 from .arrays import finite_checks, to_numpy  # noqa: E402
-from .layers import Dropout, Embedding, Linear  # noqa: E402
-from .losses import CrossEntropyLoss, MSELoss  # noqa: E402
+from .layers import Dropout, Embedding, Linear, MonotoneQuantiles  # noqa: E402
+from .losses import CrossEntropyLoss, MSELoss, PinballLoss  # noqa: E402
 from .lstm import LSTM  # noqa: E402
 from .optim import SGD, Adam, AdamW, clip_grad_norm  # noqa: E402
 from .rnn import RNN  # noqa: E402
 
-__all__ = ["LSTM", "RNN", "Linear", "Embedding", "Dropout", "MSELoss", "CrossEntropyLoss", "SGD",
+__all__ = ["LSTM", "RNN", "Linear", "Embedding", "Dropout", "MonotoneQuantiles", "MSELoss",
+           "CrossEntropyLoss", "PinballLoss", "SGD",
            "Adam", "AdamW", "clip_grad_norm", "BackendUnavailableError", "get_backend",
            "manual_seed", "to_numpy", "finite_checks"]
 __version__ = "0.1.0"

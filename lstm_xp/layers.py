@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from backends import parameter_generator
 
 from .arrays import (as_input, check_finite, check_shape, flag, host_array, positive_int,
@@ -200,3 +202,59 @@ class Dropout(Module):
         check_shape("dy", dy, shape, "(the shape of the last input)")
         self._consume(kept)
         return dy if isinstance(mask, tuple) else dy * mask
+
+
+class MonotoneQuantiles(Module):
+    """Unconstrained scores -> quantiles that cannot cross: the first is the lowest, each
+    next one adds a positive step.
+
+        q_1 = z_1        q_k = q_{k-1} + softplus(z_k)   (k = 2..Q)
+        softplus(z) = log(1 + e^z) > 0, written max(z, 0) + log1p(e^-|z|) so that it
+        cannot overflow
+
+    Backward, with g = dL/dq and S_k = g_k + ... + g_Q (the sum of g from k on):
+        dL/dz_1 = S_1        dL/dz_k = sigmoid(z_k) S_k   (k >= 2)
+
+    No parameters; like Dropout it has no dtype of its own (y has x's). Shapes: z (..., Q)
+    -> q (..., Q), strictly increasing along the last axis.
+    """
+
+    dtype_free = True
+
+    def __init__(self, *, dtype=None, device="cpu"):
+        super().__init__(device, dtype)
+
+    def __repr__(self) -> str:
+        return f"MonotoneQuantiles(device={self.device!r})"
+
+    def forward(self, z, *, train=None, return_tape: bool = False):
+        xp = self.backend.xp
+        z = as_input(self.backend, z, "z", self.dtype)
+        if len(z.shape) == 0 or z.shape[-1] < 1:
+            raise ValueError(f"z must hold the quantile scores in its last axis, got shape "
+                             f"{tuple(z.shape)}")
+        steps = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
+        steps[..., 0] = z[..., 0]
+        q = xp.matmul(steps, self._sums(z.shape[-1], z.dtype))        # running sums
+        tape = self._keep(z) if self._training_call(train) else None
+        return (q, tape) if return_tape else q
+
+    __call__ = forward
+
+    def _sums(self, Q: int, dtype):
+        """(Q, Q) upper-triangular ones U: steps @ U are the running sums, dq @ U^T the
+        sums from k on (a product, which every array module has, where cumsum is not in
+        the array API)."""
+        return self.backend.asarray(np.triu(np.ones((Q, Q))), dtype)
+
+    def backward(self, dq, *, tape=None):
+        xp = self.backend.xp
+        kept = self._find_tape(tape)
+        z = kept.data
+        dq = as_input(self.backend, dq, "dq", z.dtype, owner="the last input z")
+        check_shape("dq", dq, tuple(z.shape), "(the shape of the last input)")
+        self._consume(kept)
+        tail_sums = xp.matmul(dq, self._sums(z.shape[-1], z.dtype).T)     # S_k
+        slope = 1.0 / (1.0 + xp.exp(-z))                      # sigmoid(z) = softplus'(z)
+        slope[..., 0] = 1.0
+        return tail_sums * slope

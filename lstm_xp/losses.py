@@ -134,3 +134,71 @@ class CrossEntropyLoss:
         grad = (xp.exp(log_p) - onehot) * (1.0 / N)
         self._saved = None
         return xp.reshape(grad, shape)
+
+
+def _quantile_levels(quantiles) -> np.ndarray:
+    """``quantiles`` as a float64 host array, strictly increasing, each in (0, 1)."""
+    levels = python_numbers(quantiles, "quantiles") if isinstance(quantiles, (list, tuple)) \
+        else np.asarray(quantiles)
+    if levels.ndim != 1 or len(levels) == 0 or levels.dtype.kind not in "fiu":
+        raise ValueError(f"quantiles must be a non-empty list of numbers, got {quantiles!r}")
+    levels = levels.astype(np.float64)
+    if not np.all((levels > 0) & (levels < 1)):
+        raise ValueError(f"quantiles must each lie in (0, 1), got {levels.tolist()}")
+    if np.any(np.diff(levels) <= 0):
+        raise ValueError(f"quantiles must be strictly increasing, got {levels.tolist()}")
+    return levels
+
+
+class PinballLoss:
+    """The pinball (quantile) loss of Q quantile forecasts, averaged over every element.
+
+    For level tau_q and error e = target - pred_q:
+        rho_tau(e) = max(tau e, (tau - 1) e)         L = (1/N) sum_{n,q} rho_{tau_q}(e_{n,q})
+        dL/dpred_q = (1/N) (1[e < 0] - tau_q)        (1/2 - tau_q at e = 0: the mean of
+                                                      the one-sided slopes, what a central
+                                                      difference gives at the kink)
+    Its minimiser over a constant pred_q is the tau_q-quantile of the targets (Koenker &
+    Bassett, 1978).
+
+    Args:
+        quantiles: the levels tau_1 < ... < tau_Q, each in (0, 1).
+
+    Shapes: pred (..., Q); target (...) (each target scored against its Q forecasts);
+    N = number of elements of pred.
+    """
+
+    def __init__(self, quantiles):
+        self.quantiles = _quantile_levels(quantiles)
+        self._saved = None
+
+    def forward(self, pred, target):
+        backend = _predictions("pred", pred, 1)
+        Q = len(self.quantiles)
+        if pred.shape[-1] != Q:
+            raise ValueError(f"pred must hold the {Q} quantiles in its last axis, got shape "
+                             f"{tuple(pred.shape)}")
+        target = as_input(backend, target, "target", pred.dtype, owner="pred")
+        check_shape("target", target, tuple(pred.shape[:-1]),
+                    "(the shape of pred without its last axis)")
+        check_finite(backend, {"target": target})
+        xp = backend.xp
+        tau = backend.asarray(self.quantiles, pred.dtype)
+        e = xp.expand_dims(target, -1) - pred
+        self._saved = (e, tau)
+        loss = xp.maximum(tau * e, (tau - 1) * e)
+        return xp.mean(xp.reshape(loss, (-1,)))
+
+    __call__ = forward
+
+    def backward(self):
+        if self._saved is None:
+            raise RuntimeError("PinballLoss.backward() needs a forward() first")
+        e, tau = self._saved
+        xp = backend_of(e).xp
+        n = 1
+        for s in e.shape:
+            n *= s
+        below = xp.astype(e < 0, e.dtype) + 0.5 * xp.astype(e == 0, e.dtype)
+        self._saved = None
+        return (below - tau) * (1.0 / n)
