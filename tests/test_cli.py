@@ -186,9 +186,9 @@ def test_flags_are_never_abbreviated(capsys):
 
 def test_predict_into_a_closed_pipe_exits_quietly(run):
     done = subprocess.run(f'"{sys.executable}" "{ROOT / "scripts" / "predict.py"}" run '
-                          f'--steps 3000 | head -n 2', shell=True, cwd=run.parent,
+                          f'--steps 3000 | head -n 3', shell=True, cwd=run.parent,
                           capture_output=True, text=True, timeout=120)
-    assert done.stdout.splitlines()[1].startswith("t+1\t")
+    assert done.stdout.splitlines()[2].startswith("t+1\t")
     assert done.stderr == ""
 
 
@@ -197,11 +197,13 @@ def test_predict_multi_step_forecast_comes_from_the_library(run):
     _, task, model = load_run(run)
     done = script("predict.py", "run", "--steps", "4", cwd=run.parent)
     assert done.returncode == 0, done.stderr
-    printed = [float(line.split("\t")[1]) for line in done.stdout.splitlines()[1:]]
+    printed = [float(line.split("\t")[1]) for line in done.stdout.splitlines()
+               if not line.startswith("#")]
     assert printed == pytest.approx(task.forecast(model, 4), rel=1e-5)
+    assert "the rest chained" in done.stdout
     # step 2 is the one-step forecast from the window that ends with step 1's forecast
     window = list(task.series.values[-task.window + 1:]) + [printed[0]]
-    assert task.predict(model, np.array([window]))[0] == pytest.approx(
+    assert task.predict(model, np.array([window]))[0, 0] == pytest.approx(
         printed[1], rel=1e-5)
 
 
@@ -227,7 +229,7 @@ def test_lstm_xp_lists_its_commands_and_dispatches(run, capsys):
     assert cli.main([]) == 2                         # no command: the list, on stderr
     assert "commands:" in capsys.readouterr().err
     assert cli.main(["predict", str(run), "--steps", "2"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 3      # a header, then 2 forecasts
+    assert len(capsys.readouterr().out.splitlines()) == 4   # a header, the chain note, 2 forecasts
     with pytest.raises(SystemExit) as done:              # argparse's own --help exits 0
         cli.main(["train", "--help"])
     assert done.value.code == 0 and "usage: lstm-xp train" in capsys.readouterr().out

@@ -303,7 +303,7 @@ def test_seasonal_period_from_the_step_or_season(here, capsys):
     assert result.task.period == 6
     test = result.task.split["test"]
     assert result.metrics["baselines"]["seasonal_naive"] == pytest.approx(
-        np.sqrt(np.mean((result.task.series.values[test.index - 6] - test.targets) ** 2)))
+        np.sqrt(np.mean((result.task.series.values[test.index - 6] - test.targets[:, 0]) ** 2)))
     assert result.metrics["data"]["seasonal_naive"] == "seasonal_naive: period 6 (--season)"
     result = train(TrainConfig(series="s.csv", epochs=1, hidden_size=4, window=6, season=0),
                    here / "c", progress=False, echo=lambda *_: None)
@@ -363,9 +363,10 @@ def test_predict_and_export_after_the_file_is_gone(here, capsys):
     assert cli.predict_main(["run", "--steps", "14"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("# sales: forecasts after the last value (2033-12, ")
-    labels = [line.split("\t")[0] for line in lines[1:]]
+    assert lines[1].startswith("# the first 1 from the last window at once")
+    labels = [line.split("\t")[0] for line in lines[2:]]
     assert labels == [f"2034-{m:02d}" for m in range(1, 13)] + ["2035-01", "2035-02"]
-    assert [float(line.split("\t")[1]) for line in lines[1:]] == pytest.approx(before,
+    assert [float(line.split("\t")[1]) for line in lines[2:]] == pytest.approx(before,
                                                                                rel=1e-5)
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -377,7 +378,7 @@ def test_predict_and_export_after_the_file_is_gone(here, capsys):
     assert meta["last_label"] == "2033-12"
     windows = task.split["test"].inputs
     got = session.run(None, {"window": windows})[0]
-    np.testing.assert_allclose(got, task.predict(model, windows), rtol=1e-5)
+    np.testing.assert_allclose(got, task.predict(model, windows)[:, 0], rtol=1e-5)
 
 
 def test_resume_refuses_a_changed_file_and_uses_its_copy_when_it_is_gone(here, capsys):

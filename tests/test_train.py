@@ -12,8 +12,8 @@ import pytest
 
 from backends import BackendUnavailableError, get_backend
 from lstm_xp.job import baselines as bl
-from lstm_xp.job.data import (DeltaScaler, Vocabulary, load_series, make_windows, seed_series,
-                          time_split)
+from lstm_xp.job.data import (DeltaScaler, Vocabulary, load_series, make_windows, max_window,
+                             min_length, seed_series, split_windows, time_split)
 from lstm_xp.job.train import TrainConfig, load_run, resume, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,30 +145,68 @@ def test_real_series_load():
 def test_windows_splits_and_scaler():
     values = np.arange(10.0) ** 2
     w = make_windows(values, 3)
-    assert w.inputs.shape == (7, 3) and w.targets.shape == (7,)
+    assert w.inputs.shape == (7, 3) and w.targets.shape == (7, 1) and w.extra.shape == (7, 3, 0)
     np.testing.assert_array_equal(w.inputs[0], [0, 1, 4])
-    assert w.targets[0] == 9 and w.index[0] == 3
+    assert w.targets[0, 0] == 9 and w.index[0] == 3
     assert time_split(100) == {"train": (0, 70), "val": (70, 85), "test": (85, 100)}
     scaler = DeltaScaler(values[:6])
     enc_x, enc_y = scaler.encode_inputs(w.inputs), scaler.encode_targets(w.inputs, w.targets)
     assert enc_x.shape == (7, 3, 1) and np.all(enc_x[:, -1, 0] == 0)
     np.testing.assert_allclose(scaler.decode(w.inputs, enc_y), w.targets)
-    with pytest.raises(ValueError, match="window must be in"):
+    with pytest.raises(ValueError, match="window \\+ horizon must be at most 10"):
         make_windows(values, 10)
+
+
+def test_windows_of_several_steps_ahead_with_other_features():
+    values = np.arange(10.0) ** 2
+    extra = np.stack([np.arange(10.0), -np.arange(10.0)], axis=1)      # (n, F = 2)
+    w = make_windows(values, 3, horizon=2, extra=extra)
+    assert len(w) == 10 - 3 - 2 + 1
+    np.testing.assert_array_equal(w.targets[0], [9, 16])              # positions 3 and 4
+    np.testing.assert_array_equal(w.targets[-1], [64, 81])
+    np.testing.assert_array_equal(w.extra[1], [[1, -1], [2, -2], [3, -3]])   # steps 1..3
+    parts = split_windows(w, {"train": (0, 5), "val": (5, 7), "test": (7, 10)})
+    # an example belongs to a part only when both its targets lie inside it
+    assert parts["train"].index.tolist() == [3] and parts["val"].index.tolist() == [5]
+    assert parts["test"].index.tolist() == [7, 8]
+    scaler = DeltaScaler(values[:5])
+    np.testing.assert_allclose(scaler.decode(w.inputs, scaler.encode_targets(w.inputs,
+                                                                             w.targets)),
+                               w.targets)
+    assert max_window(100, horizon=1) == 69 and max_window(100, horizon=5) == 65
+    assert max_window(100, horizon=16) == 0                  # the 15-value parts hold no target
+    # n = 26: parts 18/4/4 hold window 10 + 4 targets, and 4 and 4 targets; n = 25: 18/4/3
+    assert min_length(10, horizon=4) == 26 and max_window(25, horizon=4) == 0
 
 
 def test_series_baselines_on_known_cases():
     t = np.arange(60)
     periodic = np.sin(2 * np.pi * t / 12)
-    assert bl.rmse(bl.seasonal_naive(periodic, np.arange(24, 60), 12), periodic[24:]) < 1e-12
+    assert bl.rmse(bl.seasonal_naive(periodic, np.arange(24, 60), 12),
+                   periodic[24:, None]) < 1e-12
     shocks = np.random.default_rng(0).standard_normal(5000)
     ar = np.zeros(5000)
     for i in range(2, 5000):
         ar[i] = 0.6 * ar[i - 1] - 0.3 * ar[i - 2] + shocks[i]
     w = make_windows(ar, 2)
     model = bl.LinearAR().fit(w.inputs, w.targets)
-    np.testing.assert_allclose(model.coef[:2], [-0.3, 0.6], atol=0.05)   # window is oldest-first
-    np.testing.assert_array_equal(bl.persistence(w.inputs), w.inputs[:, -1])
+    np.testing.assert_allclose(model.coef[:2, 0], [-0.3, 0.6], atol=0.05)   # window: oldest first
+    np.testing.assert_array_equal(bl.persistence(w.inputs), w.inputs[:, -1:])
+    with pytest.raises(ValueError, match="scored against targets of shape"):
+        bl.rmse(bl.persistence(w.inputs), w.targets[:, 0])      # never broadcast
+
+
+def test_series_baselines_several_steps_ahead_by_hand():
+    values = np.arange(30.0)
+    # seasonal naive, m = 4, from t = 10: steps k = 0..5 take values[10 + k - 4 (k // 4 + 1)]
+    np.testing.assert_array_equal(bl.seasonal_naive(values, np.array([10]), 4, 6)[0],
+                                  [6, 7, 8, 9, 6, 7])
+    np.testing.assert_array_equal(bl.persistence(np.array([[1.0, 5.0]]), 3), [[5, 5, 5]])
+    # direct linear AR: y_{t+k} = y_{t-1} + (k + 1) on a line is fitted exactly, per k
+    w = make_windows(values, 3, horizon=3)
+    ar = bl.LinearAR().fit(w.inputs, w.targets)
+    np.testing.assert_allclose(ar.predict(np.array([[100.0, 101.0, 102.0]])),
+                               [[103, 104, 105]], atol=1e-9)
 
 
 def test_text_baselines_by_hand():

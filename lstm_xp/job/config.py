@@ -20,7 +20,6 @@ from .tasks import FILE_TASKS, KINDS, task_class, task_names, tasks_taking
 OPTIMIZERS = ("adam", "sgd")
 CELL_OPTIONS = ("peephole", "layer_norm", "zoneout", "recurrent_dropout", "weight_drop")
 SGD_OPTIONS = {"momentum": 0.9, "lr_decay": 0.0}     # options of sgd only, their defaults
-TIE_MARGIN = 0.05     # scores within 5 % are a tie: the seed-to-seed spread measured on `seed`
 ON_NONFINITE = ("stop", "skip")
 
 
@@ -78,6 +77,21 @@ class TrainConfig:
     lr_decay: float | None = _option(None, "lr / (1 + lr_decay * step)", float)
     clip: float | None = _option(1.0, "global gradient-norm limit (0: no clipping)", float)
     window: int | None = _option(None, "past values per forecast", int)
+    horizon: int | None = _option(None, "series: values forecast at once, 1..H steps ahead "
+                                  "(a direct multi-output head), each scored against the "
+                                  "baselines", int)
+    covariates: str | list | None = _option(
+        None, "--series: other columns of the file whose past values are extra inputs "
+        "(comma-separated: a,b)", str)
+    time_features: bool | None = _option(None, "series: sin/cos of the month of year "
+                                         "(monthly, quarterly), day of week (daily) or hour "
+                                         "of day (hourly or finer) as extra inputs", bool)
+    quantiles: str | list | None = _option(
+        None, "series: forecast these quantiles (comma-separated, increasing, with 0.5: "
+        "0.1,0.5,0.9), trained with the pinball loss; intervals scored by coverage", str)
+    backtest: int | None = _option(None, "series: also score the model from K forecast "
+                                   "origins spread over the test span (each H steps ahead); "
+                                   "the verdict then uses their mean and spread", int)
     seq_len: int | None = _option(None, "chars: characters per training sequence; adding: "
                                   "steps per sequence (T)", int)
     batches_per_epoch: int | None = _option(None, "chars: random windows per epoch; adding: "

@@ -118,6 +118,39 @@ class TimeStep:
         when = _parse_time(label)[1]
         return [self._write(when + timedelta(seconds=k * self.size)) for k in range(1, n + 1)]
 
+    def cycle(self) -> str | None:
+        """The calendar cycle that times at this step go round, as time features can show
+        it: "month of year" (monthly or quarterly steps), "day of week" (daily), "hour of
+        day" (a whole fraction of a day: hourly, every 15 minutes, ...); None otherwise."""
+        if self.kind == "months":
+            return "month of year" if self.size in (1, 2, 3, 4, 6) else None
+        if self.kind == "seconds":
+            if self.size == 86400:
+                return "day of week"
+            if self.size < 86400 and 86400 % self.size == 0:
+                return "hour of day"
+        return None
+
+    def time_features(self, labels) -> np.ndarray:
+        """(len(labels), 2): sin and cos of the phase of each label's time in
+        :meth:`cycle` (2 pi * month/12, weekday/7 or seconds since midnight/86400), so
+        that the end of the cycle meets its start. Only for a step with a cycle."""
+        cycle = self.cycle()
+        if cycle is None:
+            raise ValueError(f"times {self.describe()} go round no calendar cycle")
+        phase = []
+        for label in labels:
+            when = _parse_time(label)[1]
+            if cycle == "month of year":
+                month = when[1] if self.form == "month" else when.month
+                phase.append((month - 1) / 12)
+            elif cycle == "day of week":
+                phase.append(when.weekday() / 7)
+            else:
+                phase.append((when.hour * 3600 + when.minute * 60 + when.second) / 86400)
+        angle = 2 * np.pi * np.array(phase)
+        return np.stack([np.sin(angle), np.cos(angle)], axis=1)
+
     def _write(self, when: datetime) -> str:
         clock = {"date": None, "minute": "%H:%M", "second": "%H:%M:%S"}[self.form]
         return when.strftime("%Y-%m-%d" + ("" if clock is None else self.sep + clock))
@@ -266,7 +299,7 @@ def _is_time(cells) -> bool:
 
 # ------------------------------------------------------------------------------ file
 def read_series_csv(path, column: str | None = None, time_column: str | None = None,
-                    missing: str = "refuse") -> Series:
+                    missing: str = "refuse", covariates=()) -> Series:
     """The series in ``column`` of the CSV file at ``path``, validated.
 
     Args:
@@ -277,6 +310,8 @@ def read_series_csv(path, column: str | None = None, time_column: str | None = N
             and else labels values by their position (1, 2, ...).
         missing: "refuse" (the default: an empty cell or NA is an error) or "interpolate"
             (gaps between two values filled linearly; gaps at the start or end refused).
+        covariates: names of other columns to read alongside, validated like the target
+            (``Series.covariates``); neither the target nor the time column.
 
     Returns a :class:`~lstm_xp.job.data.Series` named after the column, whose ``labels``
     are the times as written, ``step`` the :class:`TimeStep` (None without times),
@@ -288,7 +323,7 @@ def read_series_csv(path, column: str | None = None, time_column: str | None = N
         ConfigError (a ValueError) naming the file, the line and the value; OSError-based
         ConfigError for a missing or unreadable file.
     """
-    return parse_series_csv(read_bytes(path), path, column, time_column, missing)
+    return parse_series_csv(read_bytes(path), path, column, time_column, missing, covariates)
 
 
 def read_bytes(path) -> bytes:
@@ -315,7 +350,8 @@ def sha256_of(path) -> str:
 
 
 def parse_series_csv(data: bytes, path, column: str | None = None,
-                     time_column: str | None = None, missing: str = "refuse") -> Series:
+                     time_column: str | None = None, missing: str = "refuse",
+                     covariates=()) -> Series:
     """:func:`read_series_csv` of a file's bytes ``data``; ``path`` names it in messages
     (as given) and in ``info`` (resolved)."""
     if missing not in MISSING_MODES:
@@ -388,7 +424,8 @@ def parse_series_csv(data: bytes, path, column: str | None = None,
         dated = [k for k, c in enumerate(cols) if k != col and _is_time(c)]
         tcol = dated[0] if len(dated) == 1 else None
     if col is None:
-        numeric = [k for k, c in enumerate(cols) if k != tcol and _is_numeric(c)]
+        numeric = [k for k, c in enumerate(cols) if k != tcol and header[k] not in covariates
+                   and _is_numeric(c)]
         if len(numeric) != 1:
             some = ("no numeric column" if not numeric else
                     f"{len(numeric)} numeric columns ({', '.join(header[k] for k in numeric)})")
@@ -398,36 +435,55 @@ def parse_series_csv(data: bytes, path, column: str | None = None,
         col, picked = numeric[0], "the only numeric column"
     name = header[col]
 
-    values = np.empty(len(rows))
-    gaps = []
-    for k, (row, line) in enumerate(zip(rows, lines)):
-        cell = row[col]
-        try:
-            value = _number(cell)
-        except ValueError:
-            raise where(line, "{got!r} in column {col!r} is not a number", got=cell,
-                        col=name) from None
-        if value is None:
-            if missing == "refuse":
-                raise where(line, "the cell in column {col!r} {what}; fill it, or pass "
-                            "{opt[missing]} interpolate to fill gaps between two values "
-                            "linearly", col=name, what=_say_missing(cell))
-            gaps.append(k)
-            value = math.nan
-        elif not math.isfinite(value):
-            raise where(line, "{got!r} in column {col!r} is not a finite number", got=cell,
-                        col=name)
-        values[k] = value
-    if gaps:
-        known = np.flatnonzero(~np.isnan(values))
-        for k in gaps:
-            if len(known) == 0 or k < known[0] or k > known[-1]:
-                raise where(lines[k], "the cell in column {col!r} {what} at the {at} of the "
-                            "series; {opt[missing]} interpolate fills only gaps between two "
-                            "values: remove the line, or give it a value", col=name,
-                            what=_say_missing(rows[k][col]),
-                            at="start" if len(known) == 0 or k < known[0] else "end")
-        values[gaps] = np.interp(gaps, known, values[known])
+    def numbers_in(col: int):
+        """(values of column ``col``, positions filled by interpolation), validated."""
+        name = header[col]
+        values = np.empty(len(rows))
+        gaps = []
+        for k, (row, line) in enumerate(zip(rows, lines)):
+            cell = row[col]
+            try:
+                value = _number(cell)
+            except ValueError:
+                raise where(line, "{got!r} in column {col!r} is not a number", got=cell,
+                            col=name) from None
+            if value is None:
+                if missing == "refuse":
+                    raise where(line, "the cell in column {col!r} {what}; fill it, or pass "
+                                "{opt[missing]} interpolate to fill gaps between two values "
+                                "linearly", col=name, what=_say_missing(cell))
+                gaps.append(k)
+                value = math.nan
+            elif not math.isfinite(value):
+                raise where(line, "{got!r} in column {col!r} is not a finite number",
+                            got=cell, col=name)
+            values[k] = value
+        if gaps:
+            known = np.flatnonzero(~np.isnan(values))
+            for k in gaps:
+                if len(known) == 0 or k < known[0] or k > known[-1]:
+                    raise where(lines[k], "the cell in column {col!r} {what} at the {at} of "
+                                "the series; {opt[missing]} interpolate fills only gaps "
+                                "between two values: remove the line, or give it a value",
+                                col=name, what=_say_missing(rows[k][col]),
+                                at="start" if len(known) == 0 or k < known[0] else "end")
+            values[gaps] = np.interp(gaps, known, values[known])
+        return values, gaps
+
+    values, gaps = numbers_in(col)
+    extra, extra_gaps = {}, {}
+    for cov in covariates:
+        k = index_of(cov, "covariates")
+        if k == col:
+            raise ConfigError("covariates", "{name} names {got!r}, the column to learn; "
+                              "covariates are the other columns whose past helps forecast "
+                              "it", got=cov)
+        if k == tcol:
+            raise ConfigError("covariates", "{name} names {got!r}, the time column; "
+                              "{opt[time_features]} turns times into features", got=cov)
+        extra[cov], filled = numbers_in(k)
+        if filled:
+            extra_gaps[cov] = [lines[j] for j in filled]
 
     step, time_name = None, "position (no time column)"
     labels = [str(k) for k in range(1, len(rows) + 1)]
@@ -441,9 +497,10 @@ def parse_series_csv(data: bytes, path, column: str | None = None,
             "time_column_picked": tcol is not None and time_column is None,
             "step": None if step is None else step.describe(),
             "filled": len(gaps), "filled_lines": [lines[k] for k in gaps],
-            "first_line": lines[0], "last_line": lines[-1]}
+            "first_line": lines[0], "last_line": lines[-1], "covariates": list(extra),
+            "covariates_filled_lines": extra_gaps}
     return Series(name, values, labels, period=None if step is None else step.period,
-                  unit="", step=step, time_name=time_name, info=info)
+                  unit="", step=step, time_name=time_name, info=info, covariates=extra)
 
 
 __all__ = ["read_series_csv", "parse_series_csv", "read_bytes", "sha256_of", "TimeStep",

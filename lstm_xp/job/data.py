@@ -29,7 +29,8 @@ class Series:
     ``step``: a ``csv_series.TimeStep`` when the labels are regular times (it writes the
     labels that follow the last: ``step.after(labels[-1], n)``), else None; ``time_name``
     labels the time axis; ``info``: facts about where the values came from (a CSV file's
-    name, path, sha256, column, filled values: ``csv_series.read_series_csv``).
+    name, path, sha256, column, filled values: ``csv_series.read_series_csv``);
+    ``covariates``: other columns of the same file, name -> (N,) float64 values.
     """
 
     name: str
@@ -40,6 +41,7 @@ class Series:
     step: object = None
     time_name: str = "time"
     info: dict = field(default_factory=dict)
+    covariates: dict = field(default_factory=dict)
 
 
 def seed_series(n: int = 800, noise_seed: int = 0) -> Series:
@@ -68,8 +70,10 @@ def sunspots() -> Series:
 
 def co2() -> Series:
     """Monthly mean CO2 at Mauna Loa 1958-03..2001-12, ppm (SIO/CDIAC, public domain)."""
+    from .csv_series import TimeStep
     labels, values = _read_csv("co2_monthly.csv")
-    return Series("co2", values, labels, period=12, unit="ppm", time_name="month")
+    return Series("co2", values, labels, period=12, unit="ppm",
+                  step=TimeStep("months", 1, "month"), time_name="month")
 
 
 SERIES = {"seed": seed_series, "sunspots": sunspots, "co2": co2}
@@ -84,33 +88,58 @@ def load_series(name: str) -> Series:
 # ------------------------------------------------------------------ windows
 @dataclass
 class Windows:
-    """One-step-ahead examples: ``inputs[n]`` are the W values before ``targets[n]``.
+    """Forecasting examples: ``inputs[n]`` are the W values before ``targets[n]``, the H
+    values that follow them.
 
     Attributes:
-        inputs: (N, W) past values.   targets: (N,) the value that follows.
-        index: (N,) position of each target in the series.
+        inputs: (N, W) past values of the target.   targets: (N, H) the values that follow.
+        index: (N,) position in the series of each example's first target (its forecast
+            origin is the position before).
+        extra: (N, W, F) the other input features over the same W steps (covariates, time
+            features), F = 0 when there are none.
     """
 
     inputs: np.ndarray
     targets: np.ndarray
     index: np.ndarray
+    extra: np.ndarray
 
     def __len__(self):
         return len(self.targets)
 
     def subset(self, which):
-        return Windows(self.inputs[which], self.targets[which], self.index[which])
+        return Windows(self.inputs[which], self.targets[which], self.index[which],
+                       self.extra[which])
 
 
-def make_windows(values: np.ndarray, window: int) -> Windows:
-    """Every (W past values -> next value) pair of a series: N = len(values) - W examples."""
+def make_windows(values: np.ndarray, window: int, horizon: int = 1,
+                 extra: np.ndarray | None = None) -> Windows:
+    """Every (W past values -> next H values) example of a series: N = n - W - H + 1.
+
+    ``extra``: (n, F) other features of every position (None: F = 0); each example gets
+    the rows of its W input steps.
+    """
     values = np.asarray(values, dtype=np.float64)
-    if window < 1 or window >= len(values):
-        raise ValueError(f"window must be in [1, {len(values) - 1}] for a series of "
-                         f"{len(values)} values, got {window}")
-    idx = np.arange(window, len(values))
-    inputs = np.lib.stride_tricks.sliding_window_view(values, window)[:-1]
-    return Windows(inputs.copy(), values[idx].copy(), idx)
+    n = len(values)
+    if window < 1 or horizon < 1 or window + horizon > n:
+        raise ValueError(f"window + horizon must be at most {n} (the series' length), with "
+                         f"each >= 1; got window {window} and horizon {horizon}")
+    count = n - window - horizon + 1
+    idx = np.arange(window, window + count)
+    inputs = np.lib.stride_tricks.sliding_window_view(values, window)[:count]
+    targets = np.lib.stride_tricks.sliding_window_view(values[window:], horizon)[:count]
+    extra = np.zeros((n, 0)) if extra is None else np.asarray(extra, dtype=np.float64)
+    steps = np.lib.stride_tricks.sliding_window_view(extra, window, axis=0)[:count]
+    return Windows(inputs.copy(), targets.copy(), idx, np.ascontiguousarray(
+        steps.transpose(0, 2, 1)))
+
+
+def split_windows(windows: Windows, bounds: dict) -> dict:
+    """{part: the examples whose every target lies inside the part} for ``bounds`` from
+    :func:`time_split`: no example's targets cross into the next part."""
+    last = windows.index + windows.targets.shape[1] - 1
+    return {part: windows.subset((windows.index >= lo) & (last < hi))
+            for part, (lo, hi) in bounds.items()}
 
 
 def time_split(n: int, fractions=(0.7, 0.15, 0.15)) -> dict:
@@ -125,20 +154,20 @@ def time_split(n: int, fractions=(0.7, 0.15, 0.15)) -> dict:
     return {"train": (0, a), "val": (a, b), "test": (b, n)}
 
 
-def max_window(n: int, fractions=(0.7, 0.15, 0.15)) -> int:
+def max_window(n: int, fractions=(0.7, 0.15, 0.15), horizon: int = 1) -> int:
     """The longest window that leaves every part of an ``n``-value series at least one
-    example (0 if none does): the training part's first target comes after the window, so
-    the window must be shorter than the training part."""
+    example of ``horizon`` targets (0 if none does): the training part must hold the window
+    and the targets after it, the other parts ``horizon`` values each."""
     bounds = time_split(n, fractions)
-    if any(hi <= lo for lo, hi in bounds.values()):
+    if any(hi - lo < horizon for lo, hi in bounds.values()):
         return 0
-    return bounds["train"][1] - 1
+    return max(bounds["train"][1] - horizon, 0)
 
 
-def min_length(window: int, fractions=(0.7, 0.15, 0.15)) -> int:
+def min_length(window: int, fractions=(0.7, 0.15, 0.15), horizon: int = 1) -> int:
     """The fewest values a series needs so that ``window`` leaves every part an example."""
-    n = window + 3
-    while max_window(n, fractions) < window:
+    n = window + 3 * horizon
+    while max_window(n, fractions, horizon) < window:
         n += 1
     return n
 
@@ -163,12 +192,32 @@ class DeltaScaler:
         return ((inputs - inputs[:, -1:]) / self.scale)[:, :, None]
 
     def encode_targets(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """(N,) -> (N, 1)."""
-        return ((targets - inputs[:, -1]) / self.scale)[:, None]
+        """(N, H) -> (N, H)."""
+        return (targets - inputs[:, -1:]) / self.scale
 
     def decode(self, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-        """(N, 1) network outputs -> (N,) forecasts in the series' units."""
-        return inputs[:, -1] + self.scale * np.asarray(outputs, dtype=np.float64)[:, 0]
+        """(N, ...) network outputs -> (N, ...) forecasts in the series' units (every
+        output of row n is relative to window n's last value)."""
+        outputs = np.asarray(outputs, dtype=np.float64)
+        last = inputs[:, -1].reshape((-1,) + (1,) * (outputs.ndim - 1))
+        return last + self.scale * outputs
+
+
+class Standardizer:
+    """Columns as z-scores: (x - mean) / std, mean and std of the training part only (a
+    constant column: std 1). Covariates are scaled by level, not relative to their last
+    value like the target: what a covariate says is often in its level (a temperature, a
+    price), and the target's encoding already carries the trend."""
+
+    def __init__(self, train_columns: np.ndarray):
+        train_columns = np.asarray(train_columns, dtype=np.float64)
+        self.mean = train_columns.mean(axis=0)
+        std = train_columns.std(axis=0)
+        self.std = np.where(std > 0, std, 1.0)
+
+    def encode(self, columns: np.ndarray) -> np.ndarray:
+        """(..., C) -> (..., C)."""
+        return (np.asarray(columns, dtype=np.float64) - self.mean) / self.std
 
 
 # --------------------------------------------------------------------- text

@@ -94,18 +94,33 @@ def loss_curve(history: list, metric: str, train_loss: str, best_epoch, title: s
 
 
 def forecast_vs_actual(labels, actual, forecasts: dict, scores: dict, title: str,
-                       unit: str, path, time_label: str = "time") -> None:
-    """One-step-ahead forecasts over the test span against the actual values, on the time
-    axis of ``labels`` (named ``time_label``), the values in ``unit``; each model's test
-    score (``scores[name]``, RMSE in ``unit``) in the legend, which sits below the axes so
-    that it covers no data."""
+                       unit: str, path, time_label: str = "time", band=None,
+                       by_step: dict | None = None) -> None:
+    """Forecasts over the test span against the actual values, on the time axis of
+    ``labels`` (named ``time_label``), the values in ``unit``; each model's test score
+    (``scores[name]``, RMSE in ``unit``) in the legend, which sits below the axes so that
+    it covers no data. ``band``: (lower (N,), upper (N,), label), shaded behind the
+    LSTM's forecasts. ``by_step``: {name: [RMSE of step 1..H]}, drawn beneath in a second
+    panel against the step ahead."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5))
+    if by_step:
+        fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 8.5),
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    else:
+        fig, ax = plt.subplots(figsize=(9, 5))
     x = range(len(actual))
     ax.plot(x, actual, color="black", linewidth=1.5, label="actual")
+    colors = {}
     for name, values in forecasts.items():
-        ax.plot(x, values, linewidth=1.6 if name == "lstm" else 0.9,
-                label=f"{name} (test RMSE {scores[name]:.4g})")
+        line, = ax.plot(x, values, linewidth=1.6 if name == "lstm" else 0.9,
+                        label=f"{name} (test RMSE{' 1 step ahead' if by_step else ''} "
+                              f"{scores[name]:.4g})")
+        colors[name] = line.get_color()
+    handles = list(ax.get_lines())
+    if band is not None:
+        lower, upper, label = band
+        handles.append(ax.fill_between(x, lower, upper, color=colors.get("lstm"), alpha=0.2,
+                                       linewidth=0, label=label))
     ticks = list(range(0, len(labels), max(1, len(labels) // 8)))
     ax.set_xticks(ticks)
     ax.set_xticklabels([labels[i] for i in ticks], rotation=30, ha="right", fontsize=8)
@@ -115,11 +130,21 @@ def forecast_vs_actual(labels, actual, forecasts: dict, scores: dict, title: str
     _plain_ticks(ax)
     ax.grid(True, alpha=0.3)
     ax.set_title(title)
-    handles = ax.get_lines()
+    if by_step:
+        for name, rmses in by_step.items():
+            steps = np.arange(1, len(rmses) + 1)
+            ax2.plot(steps, rmses, marker="o", markersize=3, color=colors.get(name),
+                     linewidth=1.6 if name == "lstm" else 0.9, label=name)
+        ax2.set_xlabel("steps ahead")
+        ax2.set_ylabel(f"test RMSE ({unit})")
+        ax2.set_title("test RMSE by step ahead, every model on the same forecast origins")
+        ax2.grid(True, alpha=0.3)
+        _plain_ticks(ax2)
+        ax2.legend(fontsize=8, frameon=False)
     fig.legend(handles, [h.get_label() for h in handles], loc="lower center",
                ncol=min(3, len(handles)), fontsize=8, frameon=False)
     rows = math.ceil(len(handles) / min(3, len(handles)))
-    fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
+    fig.tight_layout(rect=(0, 0.02 + 0.045 * rows * (5 / fig.get_figheight()), 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

@@ -51,7 +51,8 @@ from backends import BackendUnavailableError, get_backend, install_command, pin_
 from ..arrays import finite_checks
 from ..optim import SGD, Adam, global_grad_norm, scale_grads
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .config import TIE_MARGIN, TrainConfig
+from .baselines import TIE_MARGIN
+from .config import TrainConfig
 from .options import ConfigError
 from .tasks import build_task
 
@@ -281,8 +282,11 @@ def load_run(run, *, device: str | None = None, which: str = "best"):
 def _check_same_data(ckpt, task, run_dir) -> None:
     """Refuse to continue or load a run whose data has changed (vocabulary, text, series)."""
     saved, now = ckpt.extra.get("data"), task.describe()
-    changed = sorted(k for k in set(saved or {}) | set(now)
-                     if k != "source" and saved is not None and saved.get(k) != now.get(k))
+    # facts the saved run recorded (a run saved before a fact was recorded is not refused
+    # for lacking it), compared after a round trip through JSON as the checkpoint stores them
+    now = json.loads(json.dumps(now))
+    changed = sorted(k for k in set(saved or {})
+                     if k != "source" and saved.get(k) != now.get(k))
     if changed and "sha256" in changed and now.get("path"):      # a file of the user's
         raise ValueError(f"{now['path']} has changed since the run in {run_dir} was trained "
                          f"on it (its sha256 differs); restore the file, or start a new run")
@@ -607,7 +611,10 @@ def _finish(cfg, run_dir, task, model, best, history, seconds, figures, echo,
     metric = task.metric
     score = task.evaluate(model, "test")
     baselines = task.baselines()
-    verdict = {k: _verdict(score, v) for k, v in baselines.items()}
+    # a task may add scores (forecasting: per step ahead, intervals, a backtest) and decide
+    # the verdict by them
+    report = task.test_report(model) if hasattr(task, "test_report") else {}
+    verdict = report.get("verdict") or {k: _verdict(score, v) for k, v in baselines.items()}
     if best_epoch is None:
         best_epoch = _best_of(history, metric)
     # the parameters just tested: the best validation epoch's, else (no finite validation
@@ -627,6 +634,7 @@ def _finish(cfg, run_dir, task, model, best, history, seconds, figures, echo,
         "tested_epoch_chosen_by": tested["chosen_by"], "wall_seconds": round(seconds, 3),
         "parameters": sum(layer.num_params() for layer in model.optimizable()),
         "data": task.describe(),
+        **report.get("metrics", {}),
         "versions": {"python": platform.python_version(), **model.backend.describe()},
         # per epoch: mean train loss, validation score, skipped steps, seconds since the
         # run began (cumulative over resumes)
@@ -649,7 +657,9 @@ def _finish(cfg, run_dir, task, model, best, history, seconds, figures, echo,
                                             figures)
 
     written = _on_root(dist, write)
-    echo(_summary(metric, score, baselines, verdict, said))
+    for line in report.get("lines", ()):
+        echo(line)
+    echo(_summary(metric, score, baselines, verdict, said, report.get("verdict_basis")))
     return RunResult(run_dir, metrics, history, model, task, written)
 
 
@@ -662,12 +672,17 @@ def _verdict(score: float, baseline: float) -> str:
     return "ties"
 
 
-def _summary(metric, score, baselines, verdict, tested: str = "") -> str:
+def _summary(metric, score, baselines, verdict, tested: str = "", basis: str | None = None
+             ) -> str:
     """The comparison printed at the end of a run; ``tested`` says which epoch's parameters
-    the LSTM's score is of (e.g. "best validation epoch, 7 of 10")."""
+    the LSTM's score is of (e.g. "best validation epoch, 7 of 10"); ``basis`` says what
+    decided the verdict when not these scores (e.g. "by the backtest over 10 origins")."""
     width = max(len(k) for k in list(baselines) + ["lstm"]) + 2
     notes = {"beats": "", "ties": f"   <- a tie (within {TIE_MARGIN:.0%})",
              "beaten by": "   <- does better than the LSTM"}
+    if basis:
+        notes = {"beats": "", "ties": f"   <- a tie {basis}",
+                 "beaten by": f"   <- does better than the LSTM {basis}"}
     lines = [f"test {metric} (lower is better), same test points for every model:",
              f"  {'lstm':<{width}}{score:.5g}" + (f"   <- parameters of the {tested}"
                                                    if tested else "")]
@@ -675,10 +690,11 @@ def _summary(metric, score, baselines, verdict, tested: str = "") -> str:
               for name, value in baselines.items()]
     groups = {v: [k for k in baselines if verdict[k] == v] for v in notes}
     if len(groups["beats"]) == len(baselines):
-        lines.append("The LSTM beats every baseline.")
+        lines.append("The LSTM beats every baseline" + (f" ({basis})." if basis else "."))
     else:
         said = [f"beats {', '.join(groups['beats'])}"] if groups["beats"] else []
         said += [f"ties with {', '.join(groups['ties'])}"] if groups["ties"] else []
         said += [f"is beaten by {', '.join(groups['beaten by'])}"] if groups["beaten by"] else []
-        lines.append(f"The LSTM {'; '.join(said)} on this task.")
+        lines.append(f"The LSTM {'; '.join(said)} on this task"
+                     + (f" ({basis})." if basis else "."))
     return "\n".join(lines)

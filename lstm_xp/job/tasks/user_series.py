@@ -26,7 +26,7 @@ COPY, FACTS = "series.csv", "series.json"     # the run's copy of the file, and 
 class CsvSeriesTask(ForecastTask):
     """One-step-ahead forecasting of a column of a CSV file (``TrainConfig.series``)."""
 
-    options = ("window", "series", "column", "time_column", "season", "missing")
+    options = ForecastTask.options + ("series", "column", "time_column", "season", "missing")
     # the built-in sunspots' choices (a real series of a few hundred values)
     DEFAULTS = {"series": dict(epochs=60, batch_size=16, hidden_size=32, lr=5e-3, window=24,
                                missing="refuse")}
@@ -54,7 +54,8 @@ class CsvSeriesTask(ForecastTask):
     def from_config(cls, cfg):
         data = read_bytes(cfg.series)
         return cls(parse_series_csv(data, cfg.series, cfg.column, cfg.time_column,
-                                    cfg.missing), cfg.window, cfg.season, data, cfg.series)
+                                    cfg.missing, cfg.covariates or ()), cfg.window,
+                   cfg.season, data, cfg.series, **cls.forecast_options(cfg))
 
     @classmethod
     def from_run(cls, cfg, run_dir, resuming: bool):
@@ -74,15 +75,15 @@ class CsvSeriesTask(ForecastTask):
                               path=shown, run=str(run_dir), copy=str(run_dir / COPY))
         data = (run_dir / COPY).read_bytes()
         series = parse_series_csv(data, run_dir / COPY, cfg.column, cfg.time_column,
-                                  cfg.missing)
+                                  cfg.missing, cfg.covariates or ())
         series.info.update(file=facts["file"], path=facts["path"])
-        return cls(series, cfg.window, cfg.season, data, shown)
+        return cls(series, cfg.window, cfg.season, data, shown, **cls.forecast_options(cfg))
 
     def __init__(self, series, window: int, season: int | None = None, data: bytes = b"",
-                 shown: str | None = None, fractions=(0.7, 0.15, 0.15)):
+                 shown: str | None = None, fractions=(0.7, 0.15, 0.15), **forecasting):
         self.shown = shown or series.info.get("path", series.name)
         self.data = data
-        super().__init__(series, window, fractions)
+        super().__init__(series, window, fractions, **forecasting)
         self.task_name = "series"
         first_test = int(self.split["test"].index[0])     # values before the test part
         step = series.step
@@ -119,15 +120,17 @@ class CsvSeriesTask(ForecastTask):
         return self._period
 
     def _too_long(self, window: int, fractions) -> ConfigError:
-        n = len(self.series.values)
-        top = max_window(n, fractions)
+        n, h = len(self.series.values), self.horizon
+        top = max_window(n, fractions, h)
+        ahead = "" if h == 1 else f", {{opt[horizon]}} {h}"
         return ConfigError(
-            "window", "{opt[series]} {path}: its {n} values are too few for {name} {got} and "
-            "the {split} train/validation/test split: that needs at least {need} values; "
+            "window", "{opt[series]} {path}: its {n} values are too few for {name} {got}"
+            + ahead + " and the {split} train/validation/test split: that needs at least "
+            "{need} values; "
             + ("with {n} values, {name} can be at most {top}" if top else
                "with {n} values no window fits (the smallest series takes {least} values)"),
-            path=self.shown, n=n, got=window, need=min_length(window, fractions), top=top,
-            least=min_length(1, fractions),
+            path=self.shown, n=n, got=window, need=min_length(window, fractions, h), top=top,
+            least=min_length(1, fractions, h),
             split="/".join(f"{round(100 * f)}" for f in fractions) + " %")
 
     def value_label(self) -> str:
@@ -162,6 +165,8 @@ class CsvSeriesTask(ForecastTask):
                 "time_column": info["time_column"], "step": info["step"],
                 "time_span": [self.series.labels[0], self.series.labels[-1]],
                 "filled": info["filled"], "filled_lines": info["filled_lines"],
+                **({"covariates_filled_lines": info["covariates_filled_lines"]}
+                   if info.get("covariates_filled_lines") else {}),
                 "seasonal_naive": self.season_note}
 
     def write_outputs(self, model, run_dir, scores: dict, figures: bool) -> list:
