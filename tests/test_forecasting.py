@@ -229,6 +229,9 @@ def test_quantile_run_reports_coverage_and_predict_prints_the_quantiles(here, ca
     window = np.r_[task.series.values[-task.window + 3:], values[:3]]
     assert task.point(task.predict(model, window[None]))[0, :2] == pytest.approx(
         values[3:], rel=1e-9)
+    assert cli.inspect_main(["run"]) == 0                     # looks inside a quantile model
+    info = json.loads((here / "run" / "inspect" / "inspect.json").read_text())
+    assert "median" in info["loss"]
 
 
 def test_covariates_make_a_known_relation_learnable(here):

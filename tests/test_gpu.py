@@ -591,3 +591,39 @@ def test_inspect_a_gpu_run(gpu, tmp_path):
     assert len(result["gradient_norm_by_lag"]["c"]) == 12
     saved = json.loads((tmp_path / "run" / "inspect" / "inspect.json").read_text())
     assert saved["gradient_norm_by_lag"] == result["gradient_norm_by_lag"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_quantile_head_and_pinball_loss_on_gpu_match_cpu(gpu, dtype, rng):
+    from lstm_xp import MonotoneQuantiles, PinballLoss
+    z = rng.standard_normal((6, 3, 5)).astype(dtype)
+    y = rng.standard_normal((6, 3)).astype(dtype)
+    levels = [0.05, 0.25, 0.5, 0.75, 0.95]
+    got = []
+    for device in ("cpu", "gpu"):
+        layer, loss = MonotoneQuantiles(device=device), PinballLoss(levels)
+        backend = layer.backend
+        q = layer.forward(backend.asarray(z, dtype))
+        value = loss.forward(q, backend.asarray(y, dtype))
+        dz = layer.backward(loss.backward())
+        assert backend.owns(q) and backend.owns(dz) and q.dtype == z.dtype
+        got.append([backend.to_numpy(a) for a in (q, value, dz)])
+    for cpu, dev in zip(*got):
+        np.testing.assert_allclose(dev, cpu, **TOL[dtype])
+
+
+def test_forecasting_run_on_gpu_matches_its_own_predictions(gpu, tmp_path):
+    """horizon, quantiles and a backtest on the device: the scores it reports are those of
+    its predictions."""
+    from lstm_xp.job.train import TrainConfig, load_run, train
+    result = train(TrainConfig(task="co2", device="gpu", epochs=1, hidden_size=8, horizon=4,
+                               quantiles=[0.1, 0.5, 0.9], backtest=5), tmp_path / "run",
+                   progress=False, echo=lambda *_: None)
+    _, task, model = load_run(tmp_path / "run")
+    assert model.backend.name == "gpu"
+    test = task.split["test"]
+    q = task.predict(model, test.inputs, test.extra)
+    assert q.shape == (len(test), 4, 3) and np.all(np.diff(q, axis=-1) > 0)
+    assert result.metrics["test_rmse"] == pytest.approx(
+        np.sqrt(np.mean((q[..., 1] - test.targets) ** 2)), rel=1e-6)
+    assert result.metrics["backtest"]["origins"] == 5
