@@ -255,6 +255,6 @@ class MonotoneQuantiles(Module):
         check_shape("dq", dq, tuple(z.shape), "(the shape of the last input)")
         self._consume(kept)
         tail_sums = xp.matmul(dq, self._sums(z.shape[-1], z.dtype).T)     # S_k
-        slope = 1.0 / (1.0 + xp.exp(-z))                      # sigmoid(z) = softplus'(z)
+        slope = 0.5 + 0.5 * xp.tanh(0.5 * z)      # sigmoid(z) = softplus'(z), no overflow
         slope[..., 0] = 1.0
         return tail_sums * slope

@@ -124,9 +124,12 @@ def test_monotone_quantiles_match_the_definition_and_never_cross(rng):
 
 def test_monotone_quantiles_do_not_overflow():
     z = np.array([[0.0, 800.0, -800.0]])
-    q = MonotoneQuantiles().forward(z, train=False)
-    assert np.all(np.isfinite(q))
-    assert q[0, 1] == pytest.approx(800.0)
+    layer = MonotoneQuantiles()
+    with np.errstate(over="raise", invalid="raise"):     # no overflow, not even a warning
+        q = layer.forward(z)
+        dz = layer.backward(np.ones_like(z))
+    assert np.all(np.isfinite(q)) and q[0, 1] == pytest.approx(800.0)
+    np.testing.assert_allclose(dz, [[3.0, 2.0, 0.0]], atol=1e-300)
 
 
 def test_monotone_quantiles_gradient_matches_central_differences(rng):

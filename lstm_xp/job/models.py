@@ -102,7 +102,7 @@ class SeriesForecaster(Model):
             f = scores[:, 0] + np.sum(np.logaddexp(0.0, scores[:, 1:m + 1]), axis=1)
             df_dz = np.zeros_like(z)
             df_dz[:, 0] = 1.0
-            df_dz[:, 1:m + 1] = 1.0 / (1.0 + np.exp(-scores[:, 1:m + 1]))
+            df_dz[:, 1:m + 1] = 0.5 + 0.5 * np.tanh(0.5 * scores[:, 1:m + 1])   # sigmoid
         df = 2.0 * (f - target) / len(target)
         dh_n = np.zeros((lstm.num_layers, len(target), lstm.hidden_size))
         dh_n[-1] = (df[:, None] * df_dz) @ weight
