@@ -319,9 +319,8 @@ def test_multi_output_export_matches_prediction(here):
                                  "score), got '0.1,0.9'"),
     (["--quantiles", "0.1,a"], "error: --quantiles must be two or more numbers, "
                                "comma-separated (0.1,0.5,0.9), got '0.1,a'"),
-    (["--covariates", "x"], "error: --covariates x: the built-in series 'seed' has no such "
-                            "column (it is one column of values); covariates come from the "
-                            "other columns of a CSV file: --series PATH --covariates a,b"),
+    (["--covariates", "x"], "error: --covariates applies only with --series PATH (your own "
+                            "series), not to 'seed'"),
     (["--time-features"], "error: --time-features needs times that go round a calendar cycle "
                           "(monthly or quarterly: month of year; daily: day of week; hourly "
                           "or finer: hour of day), but the series 'seed' has no time column"),
@@ -357,6 +356,9 @@ def test_bad_covariates_of_a_file_are_refused_by_name(here, capsys):
         "columns whose past helps forecast it")
     assert fails([*base, "--covariates", "x,x"], capsys) == (
         "error: --covariates names ['x'] more than once")
+    assert fails([*base, "--covariates", "x,,z"], capsys) == (
+        "error: --covariates must be column names, comma-separated (a,b), none empty, got "
+        "'x,,z'")
     text = (here / "s.csv").read_text().splitlines()
     text[5] = text[5].rsplit(",", 2)[0] + ",oops," + text[5].rsplit(",", 1)[1]
     (here / "s.csv").write_text("\n".join(text) + "\n")

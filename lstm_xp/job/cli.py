@@ -89,6 +89,10 @@ def _defaults_note(name: str, default) -> str:
     return "" if default is None else f" (default: {default})"
 
 
+METAVARS = {"series": "PATH", "horizon": "H", "covariates": "A,B", "quantiles": "Q1,Q2,...",
+            "backtest": "K"}
+
+
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lstm-xp train", argument_default=argparse.SUPPRESS, allow_abbrev=False,
@@ -117,7 +121,7 @@ def train_parser() -> argparse.ArgumentParser:
         if meta["choices"]:
             kwargs["choices"] = meta["choices"]
         else:
-            kwargs["metavar"] = "PATH" if f.name == "series" else f.name.upper()
+            kwargs["metavar"] = METAVARS.get(f.name, f.name.upper())
         p.add_argument(flag(f.name), **kwargs)
     p.add_argument("--out", metavar="RUN_DIR",
                    help="run folder (default: a new runs/<task>-<date>-<time>)")

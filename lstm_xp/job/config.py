@@ -77,19 +77,19 @@ class TrainConfig:
     lr_decay: float | None = _option(None, "lr / (1 + lr_decay * step)", float)
     clip: float | None = _option(1.0, "global gradient-norm limit (0: no clipping)", float)
     window: int | None = _option(None, "past values per forecast", int)
-    horizon: int | None = _option(None, "series: values forecast at once, 1..H steps ahead "
-                                  "(a direct multi-output head), each scored against the "
+    horizon: int | None = _option(None, "values forecast at once, 1..H steps ahead (a "
+                                  "direct multi-output head), each step scored against the "
                                   "baselines", int)
     covariates: str | list | None = _option(
-        None, "--series: other columns of the file whose past values are extra inputs "
+        None, "other columns of the --series file whose past values are extra inputs "
         "(comma-separated: a,b)", str)
-    time_features: bool | None = _option(None, "series: sin/cos of the month of year "
+    time_features: bool | None = _option(None, "series runs: sin/cos of the month of year "
                                          "(monthly, quarterly), day of week (daily) or hour "
                                          "of day (hourly or finer) as extra inputs", bool)
     quantiles: str | list | None = _option(
-        None, "series: forecast these quantiles (comma-separated, increasing, with 0.5: "
+        None, "forecast these quantiles (comma-separated, increasing, with 0.5: "
         "0.1,0.5,0.9), trained with the pinball loss; intervals scored by coverage", str)
-    backtest: int | None = _option(None, "series: also score the model from K forecast "
+    backtest: int | None = _option(None, "also score the model from K forecast "
                                    "origins spread over the test span (each H steps ahead); "
                                    "the verdict then uses their mean and spread", int)
     seq_len: int | None = _option(None, "chars: characters per training sequence; adding: "

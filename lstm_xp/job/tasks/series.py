@@ -20,7 +20,7 @@ from ..options import ConfigError, positive_int_option, require
 from .base import SimpleTask
 
 
-def _names(value, option: str) -> list:
+def column_names(value, option: str) -> list:
     """Comma-separated names (or a list of them) as a list of distinct, non-empty names."""
     items = value.split(",") if isinstance(value, str) else value
     require(isinstance(items, (list, tuple)) and all(isinstance(v, str) for v in items),
@@ -65,7 +65,7 @@ class ForecastTask(SimpleTask):
     """
 
     metric = "rmse"
-    options = ("window", "horizon", "covariates", "time_features", "quantiles", "backtest")
+    options = ("window", "horizon", "time_features", "quantiles", "backtest")
     # chosen on the validation split (never on test): see README "Results"
     DEFAULTS = {
         "seed": dict(epochs=50, batch_size=32, hidden_size=32, lr=2e-3, window=32),
@@ -87,8 +87,6 @@ class ForecastTask(SimpleTask):
         cfg.horizon = positive_int_option("horizon", cfg.horizon)
         require(isinstance(cfg.time_features, bool), "time_features", "true or false",
                 cfg.time_features)
-        if cfg.covariates is not None:
-            cfg.covariates = _names(cfg.covariates, "covariates")
         if cfg.quantiles is not None:
             cfg.quantiles = _levels(cfg.quantiles)
         if cfg.backtest is not None:
@@ -97,17 +95,12 @@ class ForecastTask(SimpleTask):
     @staticmethod
     def forecast_options(cfg) -> dict:
         """The keyword arguments of a task's forecasting options, from a config."""
-        return dict(horizon=cfg.horizon, covariates=cfg.covariates or (),
+        return dict(horizon=cfg.horizon, covariates=getattr(cfg, "covariates", None) or (),
                     time_features=cfg.time_features, quantiles=cfg.quantiles,
                     backtest=cfg.backtest)
 
     @classmethod
     def from_config(cls, cfg):
-        if cfg.covariates:
-            raise ConfigError("covariates", "{name} {got}: the built-in series {task!r} has "
-                              "no such column (it is one column of values); covariates come "
-                              "from the other columns of a CSV file: {opt[series]} PATH "
-                              "{name} a,b", got=",".join(cfg.covariates), task=cfg.task)
         return cls(cfg.task, cfg.window, **cls.forecast_options(cfg))
 
     @classmethod

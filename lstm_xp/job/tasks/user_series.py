@@ -18,7 +18,7 @@ from pathlib import Path
 from ..csv_series import MISSING_MODES, parse_series_csv, read_bytes, sha256_of
 from ..data import max_window, min_length
 from ..options import ConfigError, positive_int_option, require
-from .series import ForecastTask
+from .series import ForecastTask, column_names
 
 COPY, FACTS = "series.csv", "series.json"     # the run's copy of the file, and its origin
 
@@ -26,7 +26,8 @@ COPY, FACTS = "series.csv", "series.json"     # the run's copy of the file, and 
 class CsvSeriesTask(ForecastTask):
     """One-step-ahead forecasting of a column of a CSV file (``TrainConfig.series``)."""
 
-    options = ForecastTask.options + ("series", "column", "time_column", "season", "missing")
+    options = ForecastTask.options + ("series", "column", "time_column", "season", "missing",
+                                      "covariates")
     # the built-in sunspots' choices (a real series of a few hundred values)
     DEFAULTS = {"series": dict(epochs=60, batch_size=16, hidden_size=32, lr=5e-3, window=24,
                                missing="refuse")}
@@ -49,6 +50,8 @@ class CsvSeriesTask(ForecastTask):
                     cfg.season)
         require(cfg.missing in MISSING_MODES, "missing", f"one of {MISSING_MODES}",
                 cfg.missing)
+        if cfg.covariates is not None:
+            cfg.covariates = column_names(cfg.covariates, "covariates")
 
     @classmethod
     def from_config(cls, cfg):
