@@ -59,8 +59,13 @@ def test_scores_by_step_and_their_scale_by_hand():
     assert got["rmse"] == pytest.approx([np.sqrt(0.5), np.sqrt(4.5)])
     assert got["mae"] == pytest.approx([0.5, 1.5]) and got["mase"] == pytest.approx([0.25, 0.75])
     # in-sample seasonal naive, m = 2: |3-1|, |2-5|, |7-3| -> mean 3; no period: naive steps
-    assert fc.mase_scale(np.array([1.0, 5.0, 3.0, 2.0, 7.0]), 2) == pytest.approx(3.0)
-    assert fc.mase_scale(np.array([1.0, 2.0, 4.0]), None) == pytest.approx(1.5)
+    assert fc.mase_scale(np.array([1.0, 5.0, 3.0, 2.0, 7.0]), 2)["value"] == pytest.approx(3.0)
+    assert fc.mase_scale(np.array([1.0, 2.0, 4.0]), None)["value"] == pytest.approx(1.5)
+    short = fc.mase_scale(np.array([1.0, 2.0, 4.0]), 5)        # no full season: naive
+    assert short["value"] == pytest.approx(1.5) and short["period"] == 1 and "note" in short
+    flat = fc.mase_scale(np.ones(6), 2)                        # MASE undefined, not 1/0
+    assert flat["value"] is None
+    assert fc.errors_by_step(forecasts, targets, None)["mase"] == [None, None]
 
 
 def test_interval_coverage_counts_targets_inside_each_central_band():
@@ -78,6 +83,12 @@ def test_backtest_origins_spread_from_first_to_last_and_the_paired_verdict():
     assert fc.backtest_origins(10, 4).tolist() == [0, 3, 6, 9]
     assert len(set(fc.backtest_origins(7, 7).tolist())) == 7
     assert fc.backtest_origins(10, 1).tolist() == [9]
+    for n in range(1, 60):                     # at most max_origins: never closer than H
+        for h in range(1, 8):
+            k = fc.max_origins(n, h)
+            assert k == len(range(0, n, h))
+            if k > 1:
+                assert np.diff(fc.backtest_origins(n, k)).min() >= h, (n, h)
     steady = np.array([1.0, 1.1, 0.9, 1.0])
     assert fc.paired_verdict(steady, steady + 0.5, 0.05) == "beats"
     assert fc.paired_verdict(steady + 0.5, steady, 0.05) == "beaten by"
@@ -183,13 +194,14 @@ def test_a_horizon_run_scores_every_step_against_baselines_computed_by_hand(here
             np.sqrt(np.mean(err ** 2, axis=0)).tolist())
         assert m["baselines"][name] == pytest.approx(np.sqrt(np.mean(err ** 2)))
     scale = np.mean(np.abs(values[12:task.train_end] - values[:task.train_end - 12]))
-    assert m["mase_scale"]["value"] == pytest.approx(scale)
+    assert m["mase_scale"]["value"] == pytest.approx(scale) and m["mase_scale"]["period"] == 12
     lstm = task.point(task.predict(result.model, test.inputs, test.extra))
     assert m["test_rmse"] == pytest.approx(np.sqrt(np.mean((lstm - test.targets) ** 2)))
     assert m["test_by_step"]["lstm"]["mase"] == pytest.approx(
         (np.mean(np.abs(lstm - test.targets), axis=0) / scale).tolist())
     bt = m["backtest"]
-    origins = np.round(np.linspace(0, len(test) - 1, 5)).astype(int)
+    origins = np.array([0, 18, 37, 55, 73])     # 73 k / 4 rounded half up (74 origins)
+    assert len(test) == 74
     per = np.sqrt(np.mean((persistence[origins] - test.targets[origins]) ** 2, axis=1))
     assert bt["origins"] == 5
     assert bt["rmse"]["persistence"]["mean"] == pytest.approx(per.mean())
@@ -221,8 +233,9 @@ def test_quantile_run_reports_coverage_and_predict_prints_the_quantiles(here, ca
     lines = capsys.readouterr().out.splitlines()
     assert lines[2] == "# time\tforecast (median)\tq0.1\tq0.5\tq0.9"
     rows = [line.split("\t") for line in lines[3:]]
-    assert [len(r) for r in rows] == [5, 5, 5, 3, 3]              # quantiles: direct steps
-    assert rows[3][2] == "(chained)" and rows[0][1] == rows[0][3]   # the median is printed
+    assert [len(r) for r in rows] == [5, 5, 5, 6, 6]             # quantiles: direct steps
+    assert rows[3][2:] == ["-", "-", "-", "(chained)"]
+    assert rows[0][1] == rows[0][3]                               # the median is printed
     values, first = task.forecast_with_quantiles(model, 5)
     assert [float(r[1]) for r in rows] == pytest.approx(values, rel=1e-5)
     # steps 4-5 come from the window that ends with the first block's medians
@@ -237,7 +250,8 @@ def test_quantile_run_reports_coverage_and_predict_prints_the_quantiles(here, ca
 def test_covariates_make_a_known_relation_learnable(here):
     """y_t = 2 x_{t-1} + noise: without x the target is noise; with it, nearly exact."""
     covariate_csv(here / "s.csv")
-    common = dict(series="s.csv", column="y", epochs=25, hidden_size=16, window=4, lr=0.01, batch_size=16)
+    common = dict(series="s.csv", column="y", epochs=25, hidden_size=16, window=4, lr=0.01,
+                  batch_size=16)
     blind = train(TrainConfig(**common), here / "a", **QUIET).metrics
     sees = train(TrainConfig(**common, covariates="x"), here / "b", **QUIET).metrics
     assert sees["data"]["covariates"] == ["x"]
@@ -258,7 +272,8 @@ def test_time_features_and_covariates_together_predict_export_and_resume(here, c
     assert test.extra.shape == (len(test), 5, 4)
     np.testing.assert_array_equal(test.extra[0, :, 0], task.series.covariates["x"][
         test.index[0] - 5:test.index[0]])
-    assert cli.predict_main(["run", "--steps", "2"]) == 0
+    assert cli.predict_main(["run"]) == 0              # the default: the horizon, 2 values
+    assert len([r for r in capsys.readouterr().out.splitlines() if r[:1] != "#"]) == 2
     assert cli.predict_main(["run", "--steps", "3"]) == 2
     assert capsys.readouterr().err == (
         "error: --steps 3 is more than the run's horizon (2): beyond it, forecasts are chained "
@@ -294,6 +309,43 @@ def test_time_features_alone_chain_past_the_horizon(here, capsys):
                                                 "2030-05"]
 
 
+def test_chained_windows_carry_the_future_time_features(here):
+    """Past the horizon, the second block is forecast from a window ending in the first
+    block's forecasts, beside the time features of those forecasts' own months."""
+    covariate_csv(here / "s.csv", n=120)                   # ends in 2029-12
+    train(TrainConfig(series="s.csv", column="y", time_features=True, horizon=2, epochs=1,
+                      hidden_size=4, window=5), here / "run", **QUIET)
+    _, task, model = load_run("run")
+    values = task.forecast(model, 4)
+    window = np.r_[task.series.values[-3:], values[:2]]
+    months_ = ["2029-10", "2029-11", "2029-12", "2030-01", "2030-02"]
+    angle = 2 * np.pi * np.array([9, 10, 11, 0, 1]) / 12
+    extra = np.stack([np.sin(angle), np.cos(angle)], axis=1)
+    np.testing.assert_allclose(task.series.step.time_features(months_), extra, atol=1e-12)
+    block2 = task.predict(model, window[None], extra[None])[0]
+    np.testing.assert_allclose(values[2:], block2, rtol=1e-12)
+
+
+def test_a_run_saved_before_forecasting_options_existed_still_loads(here, capsys):
+    """config.json and the checkpoint's facts without the fields this change added."""
+    from lstm_xp.job.checkpoint import load_checkpoint, save_checkpoint
+    train(TrainConfig(task="sunspots", epochs=1, hidden_size=4), here / "run", **QUIET)
+    new = ("horizon", "covariates", "time_features", "quantiles", "backtest")
+    ckpt = load_checkpoint(here / "run" / "checkpoint.npz")
+    for key in new:
+        ckpt.config.pop(key)
+    for key in ("horizon", "covariates", "time_features"):
+        ckpt.extra["data"].pop(key)
+    save_checkpoint(here / "run" / "checkpoint.npz", ckpt)
+    config = json.loads((here / "run" / "config.json").read_text())
+    (here / "run" / "config.json").write_text(json.dumps(
+        {k: v for k, v in config.items() if k not in new}))
+    cfg, task, model = load_run("run")
+    assert cfg.horizon == 1 and task.horizon == 1
+    assert cli.predict_main(["run", "--steps", "2"]) == 0
+    assert resume("run", epochs=2, **QUIET).metrics["horizon"] == 1
+
+
 def test_multi_output_export_matches_prediction(here):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -317,27 +369,37 @@ def test_multi_output_export_matches_prediction(here):
     (["--quantiles", "0.1,0.9"], "error: --quantiles must be levels that include 0.5 (the "
                                  "median gives the point forecast that RMSE, MAE and MASE "
                                  "score), got '0.1,0.9'"),
+    (["--quantiles", "0.5,0.9"], "error: --quantiles must be levels on both sides of 0.5 (an "
+                                 "interval needs one below the median and one above), got "
+                                 "'0.5,0.9'"),
     (["--quantiles", "0.1,a"], "error: --quantiles must be two or more numbers, "
                                "comma-separated (0.1,0.5,0.9), got '0.1,a'"),
     (["--covariates", "x"], "error: --covariates applies only with --series PATH (your own "
                             "series), not to 'seed'"),
     (["--time-features"], "error: --time-features needs times that go round a calendar cycle "
                           "(monthly or quarterly: month of year; daily: day of week; hourly "
-                          "or finer: hour of day), but the series 'seed' has no time column"),
+                          "or finer: hour of day), but the series 'seed' has no times that "
+                          "name a month, day or hour (its labels run x=-70.0 .. x=9.9)"),
     (["--task", "sunspots", "--time-features"],
      "error: --time-features needs times that go round a calendar cycle (monthly or "
      "quarterly: month of year; daily: day of week; hourly or finer: hour of day), but the "
-     "series 'sunspots' has no time column"),
+     "series 'sunspots' has no times that name a month, day or hour (its labels run 1700 .. "
+     "2008)"),
     (["--task", "co2", "--backtest", "200"],
      "error: --backtest 200 asks for more forecast origins than the test span has: its 79 "
-     "values hold 79 origins whose 1 step ahead lie inside it; pass --backtest 79 or fewer"),
-    (["--task", "co2", "--horizon", "12", "--backtest", "70"],
-     "error: --backtest 70 asks for more forecast origins than the test span has: its 79 "
-     "values hold 68 origins whose 12 steps ahead lie inside it; pass --backtest 68 or fewer"),
+     "values hold 79 origins whose next value lie inside it; pass --backtest 79 or fewer"),
+    (["--task", "co2", "--horizon", "12", "--backtest", "7"],
+     "error: --backtest 7 asks for more forecast origins than the test span has: its 79 "
+     "values hold 68 origins whose 12 steps ahead lie inside it, and 6 of them 12 steps "
+     "apart (so that no two forecasts share a target); pass --backtest 6 or fewer"),
     (["--task", "co2", "--horizon", "80"],
-     "error: --window must be in [1, 0] with --horizon 80 for the 526-value series 'co2': "
-     "its training part (the first 368 values) must hold a window and the 80 values after "
-     "it; got 36"),
+     "error: --horizon 80 is too long for the 526-value series 'co2': its train/validation/"
+     "test parts (368/79/79 values) must each hold 80 values to forecast (the training part "
+     "a window before them, too); --horizon can be at most 79"),
+    (["--task", "co2", "--horizon", "79", "--window", "300"],
+     "error: --window must be in [1, 289] with --horizon 79 for the 526-value series 'co2': "
+     "its training part (the first 368 values) must hold a window and the 79 values after "
+     "it; got 300"),
     (["--task", "chars", "--horizon", "3"],
      "error: --horizon applies only to the tasks seed, sunspots, co2, not to 'chars'"),
     (["--horizon", "0"], "error: --horizon must be a positive integer, got 0"),
@@ -355,7 +417,7 @@ def test_bad_covariates_of_a_file_are_refused_by_name(here, capsys):
         "error: --covariates names 'y', the column to learn; covariates are the other "
         "columns whose past helps forecast it")
     assert fails([*base, "--covariates", "x,x"], capsys) == (
-        "error: --covariates names ['x'] more than once")
+        "error: --covariates names 'x' more than once")
     assert fails([*base, "--covariates", "x,,z"], capsys) == (
         "error: --covariates must be column names, comma-separated (a,b), none empty, got "
         "'x,,z'")
@@ -364,3 +426,49 @@ def test_bad_covariates_of_a_file_are_refused_by_name(here, capsys):
     (here / "s.csv").write_text("\n".join(text) + "\n")
     assert fails([*base, "--covariates", "x"], capsys) == (
         "error: --series s.csv: line 6: 'oops' in column 'x' is not a number")
+
+
+def test_a_filled_gap_in_a_covariate_is_said(here, capsys):
+    covariate_csv(here / "s.csv", n=100)
+    text = (here / "s.csv").read_text().splitlines()
+    cells = text[9].split(",")
+    text[9] = ",".join(cells[:2] + ["NA"] + cells[3:])            # line 10, column x
+    (here / "s.csv").write_text("\n".join(text) + "\n")
+    assert cli.train_main(["--series", "s.csv", "--column", "y", "--covariates", "x",
+                           "--missing", "interpolate", "--epochs", "1", "--hidden-size", "4",
+                           "--window", "4", "--no-progress", "--out", "run"]) == 0
+    assert ("  covariate 'x': 1 missing value filled by linear interpolation (--missing "
+            "interpolate): line 10") in capsys.readouterr().out
+    facts = json.loads((here / "run" / "metrics.json").read_text())["data"]
+    assert facts["covariates_filled_lines"] == {"x": [10]}
+
+
+def test_linear_arx_stays_sane_when_its_inputs_outnumber_the_examples(here):
+    """A trending y_t = 50 + t / 2 + 2 x_{t-1} and 30 unrelated covariates besides x:
+    4 + 4 x 31 = 128 inputs for 59 training examples. Least squares would fit noise;
+    linear_arx's ridge penalty, chosen on the validation examples, keeps it near
+    persistence where the data say nothing, and it still uses x's past."""
+    rng = np.random.default_rng(5)
+    n = 90
+    x = rng.standard_normal(n)
+    y = 50 + 0.5 * np.arange(n) + np.r_[0.0, 2 * x[:-1]]
+    cols = {"y": y, "x": x, **{f"n{k}": rng.standard_normal(n) for k in range(30)}}
+    lines = ["month," + ",".join(cols)] + [
+        f"{t}," + ",".join(f"{c[i]:.5f}" for c in cols.values()) for i, t in enumerate(months(n))]
+    (here / "s.csv").write_text("\n".join(lines) + "\n")
+    result = train(TrainConfig(series="s.csv", column="y", covariates=",".join(list(cols)[1:]),
+                               window=4, epochs=1, hidden_size=4), here / "run", **QUIET)
+    base = result.metrics["baselines"]
+    assert set(base) == {"persistence", "seasonal_naive", "linear_ar", "linear_arx"}
+    assert len(result.task.split["train"]) < 4 + 4 * 31                               # more inputs than examples
+    assert base["linear_arx"] < 0.85 * base["persistence"]    # x's past still shows
+
+
+def test_ridge_arx_is_least_squares_when_the_data_decide(rng):
+    from lstm_xp.job import baselines as bl
+    x = rng.standard_normal((400, 3))
+    y = x @ np.array([[1.0, -2.0], [0.5, 0.0], [0.0, 3.0]]) + 0.01 * rng.standard_normal((400, 2))
+    arx = bl.RidgeARX().fit(x[:300], y[:300], x[300:], y[300:])
+    assert arx.penalty <= 1e-3
+    np.testing.assert_allclose(arx.predict(x[300:]),
+                               bl.LinearAR().fit(x[:300], y[:300]).predict(x[300:]), atol=2e-3)

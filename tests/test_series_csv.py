@@ -363,7 +363,7 @@ def test_predict_and_export_after_the_file_is_gone(here, capsys):
     assert cli.predict_main(["run", "--steps", "14"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("# sales: forecasts after the last value (2033-12, ")
-    assert lines[1].startswith("# the first 1 from the last window at once")
+    assert lines[1].startswith("# one step at a time: each forecast after the first")
     labels = [line.split("\t")[0] for line in lines[2:]]
     assert labels == [f"2034-{m:02d}" for m in range(1, 13)] + ["2035-01", "2035-02"]
     assert [float(line.split("\t")[1]) for line in lines[2:]] == pytest.approx(before,

@@ -216,9 +216,11 @@ def predict_parser() -> argparse.ArgumentParser:
         prog="lstm-xp predict", argument_default=argparse.SUPPRESS, allow_abbrev=False,
         description="Forecast (series runs), sample text (chars runs) or show test sequences "
                     "with their predicted sums (adding runs) with a trained run. "
-                    "Series forecasts continue past the series' last value one step at a "
-                    "time, each forecast fed back as the newest input, so errors compound "
-                    "with the horizon.")
+                    "Series forecasts continue past the series' last value: the run's "
+                    "--horizon H values at once from the last window, then, for more steps, "
+                    "blocks of H chained, each from a window that holds earlier forecasts, "
+                    "so errors compound; a run with --quantiles prints them beside the "
+                    "direct steps.")
     p.add_argument("run", help="a run folder, or its checkpoint.npz")
     p.add_argument("--which", choices=("best", "last"),
                    help="parameters of the best validation epoch (default), or of the last")
@@ -264,11 +266,12 @@ def export_parser() -> argparse.ArgumentParser:
         prog="lstm-xp export", allow_abbrev=False,
         description="Write a trained run's model (its best parameters) as an ONNX graph from "
                     "raw inputs to raw outputs: series runs take 'window' (B, W) float64 raw "
-                    "values and give 'forecast' (B,), the number lstm-xp predict --steps 1 "
-                    "prints "
-                    "for that window; adding runs take 'x' (B, T, 2) float64 and give 'sum' "
-                    "(B,); chars runs take 'ids' (B, T) int64 and give 'logits' "
-                    "(B, T, V). The run's task, window and vocabulary are in the model's "
+                    "values (and, when the run has them, 'covariates' (B, W, C) raw and "
+                    "'time_features' (B, W, 2): sin, cos) and give 'forecast', (B,) or (B, H) "
+                    "with --horizon H, what lstm-xp predict prints for that window (with "
+                    "--quantiles, the median, and 'quantiles' (B, H, Q) too); adding runs "
+                    "take 'x' (B, T, 2) float64 and give 'sum' (B,); chars runs take 'ids' "
+                    "(B, T) int64 and give 'logits' (B, T, V). The run's task, window and vocabulary are in the model's "
                     "metadata_props. Needs the onnx package.")
     p.add_argument("run", help="a run folder, or its checkpoint.npz")
     p.add_argument("out", help="the .onnx file to write")

@@ -64,8 +64,10 @@ def _read_csv(filename: str):
 
 def sunspots() -> Series:
     """Yearly mean sunspot number 1700-2008 (NOAA, public domain); ~11-year cycle."""
+    from .csv_series import TimeStep
     labels, values = _read_csv("sunspots.csv")
-    return Series("sunspots", values, labels, period=11, unit="sunspots", time_name="year")
+    return Series("sunspots", values, labels, period=11, unit="sunspots",
+                  step=TimeStep("number", 1, "number"), time_name="year")
 
 
 def co2() -> Series:

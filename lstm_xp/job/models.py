@@ -58,6 +58,13 @@ class SeriesForecaster(Model):
             self.monotone.to(device)
         return self
 
+    def train(self, mode: bool = True):
+        """Modes reach the quantile layer too (it keeps a tape only in training mode)."""
+        super().train(mode)
+        if self.monotone is not None:
+            self.monotone.train(mode)
+        return self
+
     def forward(self, x, *, train=None):
         _, (h_n, _) = self.lstm.forward(x, train=train)
         z = self.head.forward(h_n[-1, ...], train=train)

@@ -135,16 +135,24 @@ def forecast_vs_actual(labels, actual, forecasts: dict, scores: dict, title: str
             steps = np.arange(1, len(rmses) + 1)
             ax2.plot(steps, rmses, marker="o", markersize=3, color=colors.get(name),
                      linewidth=1.6 if name == "lstm" else 0.9, label=name)
+        from matplotlib.ticker import MaxNLocator
+        ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax2.set_xlabel("steps ahead")
         ax2.set_ylabel(f"test RMSE ({unit})")
         ax2.set_title("test RMSE by step ahead, every model on the same forecast origins")
         ax2.grid(True, alpha=0.3)
         _plain_ticks(ax2)
         ax2.legend(fontsize=8, frameon=False)
-    fig.legend(handles, [h.get_label() for h in handles], loc="lower center",
-               ncol=min(3, len(handles)), fontsize=8, frameon=False)
+    labels_ = [h.get_label() for h in handles]
     rows = math.ceil(len(handles) / min(3, len(handles)))
-    fig.tight_layout(rect=(0, 0.02 + 0.045 * rows * (5 / fig.get_figheight()), 1, 1))
+    if by_step:          # the forecasts' legend right beneath their panel, not the figure's
+        ax.legend(handles, labels_, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                  ncol=min(3, len(handles)), fontsize=8, frameon=False)
+        fig.tight_layout(h_pad=1.0)
+    else:
+        fig.legend(handles, labels_, loc="lower center", ncol=min(3, len(handles)),
+                   fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

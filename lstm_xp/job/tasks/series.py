@@ -30,7 +30,8 @@ def column_names(value, option: str) -> list:
             value)
     twice = sorted({v for v in names if names.count(v) > 1})
     if twice:
-        raise ConfigError(option, "{name} names {twice} more than once", twice=twice)
+        raise ConfigError(option, "{name} names {twice} more than once",
+                          twice=", ".join(repr(v) for v in twice))
     return names
 
 
@@ -49,6 +50,8 @@ def _levels(value) -> list:
             "levels in increasing order, each once", value)
     require(0.5 in levels, "quantiles", "levels that include 0.5 (the median gives the "
             "point forecast that RMSE, MAE and MASE score)", value)
+    require(levels[0] < 0.5 < levels[-1], "quantiles", "levels on both sides of 0.5 (an "
+            "interval needs one below the median and one above)", value)
     return levels
 
 
@@ -75,7 +78,9 @@ class ForecastTask(SimpleTask):
     FORECAST_DEFAULTS = dict(horizon=1, time_features=False)
     # name -> (type, default, help) of scripts/predict.py's options for this kind
     predict_options = {"steps": (int, 10, "values to forecast past the end of the series "
-                                          "(beyond the run's --horizon, forecasts are chained)")}
+                                          "(beyond the run's --horizon, forecasts are chained; "
+                                          "a run with covariates: at most its horizon, which "
+                                          "is then the default)")}
 
     @classmethod
     def defaults(cls, name: str) -> dict:
@@ -119,6 +124,8 @@ class ForecastTask(SimpleTask):
         self.quantiles = None if quantiles is None else list(quantiles)
         self.backtest = backtest
         self.cycle = self._time_cycle() if time_features else None
+        if max_window(len(values), fractions, horizon) < 1 <= max_window(len(values), fractions):
+            raise self._horizon_too_long(fractions)        # (else no window fits: too short)
         if window > max_window(len(values), fractions, horizon):
             raise self._too_long(window, fractions)
         bounds = time_split(len(values), fractions)
@@ -132,22 +139,27 @@ class ForecastTask(SimpleTask):
         self.split = split_windows(make_windows(values, window, horizon, self.extra), bounds)
         self.scaler = DeltaScaler(values[:self.train_end])
         self.loss = MSELoss() if self.quantiles is None else PinballLoss(self.quantiles)
-        if backtest is not None and backtest > len(self.split["test"]):
+        n_test = len(self.split["test"])
+        if backtest is not None and backtest > fc.max_origins(n_test, horizon):
+            apart = ("" if horizon == 1 else
+                     f", and {fc.max_origins(n_test, horizon)} of them {horizon} steps apart "
+                     f"(so that no two forecasts share a target)")
             raise ConfigError(
                 "backtest", "{name} {got} asks for more forecast origins than the test span "
-                "has: its {span} values hold {n} origin{s} whose {h} step{hs} ahead lie inside "
-                "it; pass {name} {n} or fewer", got=backtest,
-                span=bounds["test"][1] - bounds["test"][0], n=len(self.split["test"]),
-                s="" if len(self.split["test"]) == 1 else "s", h=horizon,
-                hs="" if horizon == 1 else "s")
+                "has: its {span} values hold {n} origin{s} whose {ahead} lie inside it{apart}; "
+                "pass {name} {top} or fewer", got=backtest,
+                span=bounds["test"][1] - bounds["test"][0], n=n_test,
+                s="" if n_test == 1 else "s", apart=apart, top=fc.max_origins(n_test, horizon),
+                ahead="next value" if horizon == 1 else f"{horizon} steps ahead")
 
     def _time_cycle(self) -> str:
         step = self.series.step
         cycle = None if step is None else step.cycle()
         if cycle is None:
-            has = ("no time column" if step is None else
-                   f"times {step.describe()}" if step.kind != "number" else
-                   f"numbers for times ({step.describe()})")
+            labels = self.series.labels
+            has = (f"no times that name a month, day or hour (its labels run {labels[0]} .. "
+                   f"{labels[-1]})" if step is None or step.kind == "number" else
+                   f"times {step.describe()}")
             raise ConfigError("time_features", "{name} needs times that go round a calendar "
                               "cycle (monthly or quarterly: month of year; daily: day of week; "
                               "hourly or finer: hour of day), but the series {series!r} has "
@@ -177,6 +189,18 @@ class ForecastTask(SimpleTask):
         ahead = ("one-step change" if self.horizon == 1 else
                  f"changes 1..{self.horizon} steps ahead")
         return f"{what} of the scaled {ahead}"
+
+    def _horizon_too_long(self, fractions) -> ConfigError:
+        """The error for a horizon that leaves some part no example, whatever the window."""
+        n = len(self.series.values)
+        top = max(h for h in range(1, n) if max_window(n, fractions, h) >= 1)
+        sizes = [hi - lo for lo, hi in time_split(n, fractions).values()]
+        return ConfigError("horizon", "{name} {got} is too long for the {n}-value series "
+                           "{series!r}: its train/validation/test parts ({sizes} values) "
+                           "must each hold {got} values to forecast (the training part a "
+                           "window before them, too); {name} can be at most {top}",
+                           got=self.horizon, n=n, series=self.series.name,
+                           sizes="/".join(map(str, sizes)), top=top)
 
     def _too_long(self, window: int, fractions) -> ConfigError:
         """The error for a window that leaves some part of the series no example."""
@@ -255,14 +279,15 @@ class ForecastTask(SimpleTask):
         return bl.rmse(self.point(self.predict(model, part.inputs, part.extra)), part.targets)
 
     def baselines(self) -> dict:
-        return bl.series_baselines(self.series.values, self.split["train"], self.split["test"],
-                                   self.period)
+        return {name: bl.rmse(pred, self.split["test"].targets)
+                for name, pred in self.baseline_forecasts().items()}
 
     def baseline_forecasts(self) -> dict:
         """Each baseline's (N, H) forecasts of the test targets (what :meth:`baselines`
         scores)."""
-        return bl.series_forecasts(self.series.values, self.split["train"], self.split["test"],
-                                   self.period)
+        split = self.split
+        return bl.series_forecasts(self.series.values, split["train"], split["val"],
+                                   split["test"], self.period)
 
     def test_report(self, model) -> dict:
         """What a forecasting run adds to metrics.json, and the verdict when a backtest
@@ -277,23 +302,23 @@ class ForecastTask(SimpleTask):
         test = self.split["test"]
         raw = self.predict(model, test.inputs, test.extra)
         forecasts = {"lstm": self.point(raw), **self.baseline_forecasts()}
-        scale = fc.mase_scale(self.series.values[:self.train_end], self.period)
+        mase = fc.mase_scale(self.series.values[:self.train_end], self.period)
+        scale = mase["value"]
         metrics = {
             "horizon": self.horizon,
             "test_by_step": {m: fc.errors_by_step(f, test.targets, scale)
                              for m, f in forecasts.items()},
             "test_scores": {m: fc.overall_errors(f, test.targets, scale)
                             for m, f in forecasts.items()},
-            "mase_scale": {"value": scale, "period": self.period or 1,
-                           "meaning": "mean |y_t - y_{t-m}| over the training part"}}
+            "mase_scale": mase}
         lines = []
         if self.horizon > 1:
-            lines.append(f"test RMSE by step ahead (1, {self.horizon // 2 or 1}, "
-                         f"{self.horizon}):")
+            shown = sorted({1, (self.horizon + 1) // 2, self.horizon})
+            lines.append("test RMSE by step ahead:" + "".join(
+                f"{'step ' + str(k):>12}" for k in shown))
             for m, scores in metrics["test_by_step"].items():
-                r = scores["rmse"]
-                lines.append(f"  {m:<16}{r[0]:.5g}  {r[self.horizon // 2 - 1]:.5g}  "
-                             f"{r[-1]:.5g}")
+                lines.append(f"  {m:<22}" + "".join(f"{scores['rmse'][k - 1]:>12.5g}"
+                                                   for k in shown))
         if self.quantiles is not None:
             metrics["quantiles"] = self.quantiles
             metrics["intervals"] = fc.interval_coverage(raw, test.targets, self.quantiles)
@@ -325,7 +350,7 @@ class ForecastTask(SimpleTask):
                 said = "" if m == "lstm" else "   lstm " + {
                     "beats": "beats it", "ties": "ties with it",
                     "beaten by": "is beaten by it"}[verdict[m]]
-                lines.append(f"  {m:<16}{r['mean']:.5g} +- {r['std']:.3g}{said}")
+                lines.append(f"  {m:<22}{r['mean']:>12.5g} +- {r['std']:<10.3g}{said}")
         return {"metrics": metrics, "verdict": verdict, "lines": lines,
                 "verdict_basis": None if verdict is None else
                 f"by the backtest over {self.backtest} origins"}
@@ -379,23 +404,33 @@ class ForecastTask(SimpleTask):
             return [f"t+{k}" for k in range(1, steps + 1)]
         return self.series.step.after(self.series.labels[-1], steps)
 
-    def predict_text(self, model, steps: int = 10) -> str:
+    def predict_text(self, model, steps: int | None = None) -> str:
+        """What ``lstm-xp predict`` prints: ``steps`` forecasts (default 10, or the horizon
+        for a run with covariates, which cannot chain)."""
+        if steps is None:
+            steps = self.horizon if self.covariates else 10
         values, quantiles = self.forecast_with_quantiles(model, steps)
         H = self.horizon
         lines = [f"# {self.series.name}: forecasts after the last value "
                  f"({self.series.labels[-1]}, {self.series.values[-1]:g})"]
-        if steps > H:
+        if steps > H and H == 1:
+            lines.append("# one step at a time: each forecast after the first comes from a "
+                         "window that holds earlier forecasts (chained), so errors compound"
+                         + ("; quantiles for the first only" if quantiles is not None else ""))
+        elif steps > H:
             lines.append(f"# the first {H} from the last window at once (--horizon {H}); "
                          f"the rest chained, each block of {H} forecast from a window "
                          f"holding earlier forecasts, so errors compound"
-                         + (" (quantiles: direct steps only)" if quantiles is not None else ""))
+                         + ("; quantiles for the direct steps only" if quantiles is not None
+                            else ""))
         if quantiles is not None:
             lines.append("# time\tforecast (median)\t" +
                          "\t".join(f"q{q:g}" for q in self.quantiles))
         for k, (label, v) in enumerate(zip(self.forecast_labels(len(values)), values)):
             row = f"{label}\t{v:.6g}"
-            if quantiles is not None and k < len(quantiles):
-                row += "\t" + "\t".join(f"{q:.6g}" for q in quantiles[k])
+            if quantiles is not None:
+                row += "\t" + "\t".join(f"{q:.6g}" for q in quantiles[k]) if k < H else \
+                    "\t-" * len(self.quantiles)
             if k >= H:
                 row += "\t(chained)"
             lines.append(row)
@@ -448,13 +483,14 @@ class ForecastTask(SimpleTask):
             q = g.node("CumSum", [steps, g.const("axis", np.array(2, np.int64))])
             quantiles = g.node("Add", [g.node("Unsqueeze", [last, g.axes(2)]),
                                        g.node("Mul", [q, scale])])               # (B, H, Q)
-            g.output(quantiles, "quantiles", ["B", H, Q], f64)
             m = self.quantiles.index(0.5)
             forecast = g.node("Squeeze", [last_axis(quantiles, m, m + 1, 2), g.axes(2)])
         if H == 1:
             g.output(g.node("Squeeze", [forecast, g.axes(1)]), "forecast", ["B"], f64)
         else:
             g.output(forecast, "forecast", ["B", H], f64)
+        if self.quantiles is not None:                      # outputs: forecast, quantiles
+            g.output(quantiles, "quantiles", ["B", H, len(self.quantiles)], f64)
         facts = {"task": self.task_name, "series": self.series.name, "window": W,
                  "horizon": H, "unit": self.series.unit, "scale": repr(self.scaler.scale),
                  "last_label": self.series.labels[-1]}
@@ -498,8 +534,7 @@ class ForecastTask(SimpleTask):
                     f"lstm {fc.band_name(self.quantiles, lo, hi)} band")
         by_step = None
         if self.horizon > 1:
-            scale = fc.mase_scale(self.series.values[:self.train_end], self.period)
-            by_step = {m: fc.errors_by_step(f, test.targets, scale)["rmse"]
+            by_step = {m: fc.errors_by_step(f, test.targets, None)["rmse"]
                        for m, f in forecasts.items()}
         ahead = ("one-step-ahead forecasts" if self.horizon == 1 else
                  f"forecasts 1 step ahead (of {self.horizon})")

@@ -157,6 +157,12 @@ class CsvSeriesTask(ForecastTask):
             lines.append(f"  {info['filled']} missing value{'s' if info['filled'] > 1 else ''}"
                          f" filled by linear interpolation (--missing interpolate): "
                          f"line{'s' if info['filled'] > 1 else ''} {shown}{more}")
+        for name, filled in info.get("covariates_filled_lines", {}).items():
+            shown = ", ".join(map(str, filled[:10])) + (", ..." if len(filled) > 10 else "")
+            lines.append(f"  covariate {name!r}: {len(filled)} missing value"
+                         f"{'s' if len(filled) > 1 else ''} filled by linear interpolation "
+                         f"(--missing interpolate): line{'s' if len(filled) > 1 else ''} "
+                         f"{shown}")
         lines.append(f"  {self.season_note}")
         return "\n".join(lines)
 
