@@ -271,8 +271,8 @@ def export_parser() -> argparse.ArgumentParser:
                     "with --horizon H, what lstm-xp predict prints for that window (with "
                     "--quantiles, the median, and 'quantiles' (B, H, Q) too); adding runs "
                     "take 'x' (B, T, 2) float64 and give 'sum' (B,); chars runs take 'ids' "
-                    "(B, T) int64 and give 'logits' (B, T, V). The run's task, window and vocabulary are in the model's "
-                    "metadata_props. Needs the onnx package.")
+                    "(B, T) int64 and give 'logits' (B, T, V). The run's task, window and "
+                    "vocabulary are in the model's metadata_props. Needs the onnx package.")
     p.add_argument("run", help="a run folder, or its checkpoint.npz")
     p.add_argument("out", help="the .onnx file to write")
     return p
