@@ -206,6 +206,7 @@ def test_a_horizon_run_scores_every_step_against_baselines_computed_by_hand(here
     assert bt["origins"] == 5
     assert bt["rmse"]["persistence"]["mean"] == pytest.approx(per.mean())
     assert bt["rmse"]["persistence"]["std"] == pytest.approx(per.std(ddof=1))
+    assert bt["rmse_by_origin"]["persistence"] == pytest.approx(per.tolist())
     assert bt["origin_labels"][0] == task.series.labels[idx[0] - 1]
     assert set(bt["verdict"]) == {"persistence", "seasonal_naive", "linear_ar"}
     verdicts = {"beats": "lstm_beats", "ties": "ties", "beaten by": "beaten_by"}
@@ -265,7 +266,10 @@ def test_time_features_and_covariates_together_predict_export_and_resume(here, c
             "--quantiles", "0.25,0.5,0.75", "--backtest", "4", "--epochs", "1",
             "--hidden-size", "4", "--window", "5", "--no-progress"]
     assert cli.train_main([*argv, "--out", "run"]) == 0
-    assert "other inputs x, z, month_sin, month_cos" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "other inputs x, z, month_sin, month_cos" in out
+    assert ("same test points for every model; the verdict is by the backtest over 4 origins "
+            "(above), not these pooled scores:") in out
     cfg, task, model = load_run("run")
     assert cfg.covariates == ["x", "z"] and cfg.quantiles == [0.25, 0.5, 0.75]
     test = task.split["test"]
@@ -273,7 +277,10 @@ def test_time_features_and_covariates_together_predict_export_and_resume(here, c
     np.testing.assert_array_equal(test.extra[0, :, 0], task.series.covariates["x"][
         test.index[0] - 5:test.index[0]])
     assert cli.predict_main(["run"]) == 0              # the default: the horizon, 2 values
-    assert len([r for r in capsys.readouterr().out.splitlines() if r[:1] != "#"]) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert len([r for r in out if r[:1] != "#"]) == 2
+    assert out[1] == ("# a run with covariates forecasts at most its horizon (2): their "
+                      "values after the last line, which chaining would need, are not known")
     assert cli.predict_main(["run", "--steps", "3"]) == 2
     assert capsys.readouterr().err == (
         "error: --steps 3 is more than the run's horizon (2): beyond it, forecasts are chained "

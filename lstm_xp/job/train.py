@@ -683,7 +683,9 @@ def _summary(metric, score, baselines, verdict, tested: str = "", basis: str | N
     if basis:
         notes = {"beats": "", "ties": f"   <- a tie {basis}",
                  "beaten by": f"   <- does better than the LSTM {basis}"}
-    lines = [f"test {metric} (lower is better), same test points for every model:",
+    lines = [f"test {metric} (lower is better), same test points for every model"
+             + (f"; the verdict is {basis} (above), not these pooled scores:" if basis
+                else ":"),
              f"  {'lstm':<{width}}{score:.5g}" + (f"   <- parameters of the {tested}"
                                                    if tested else "")]
     lines += [f"  {name:<{width}}{value:.5g}{notes[verdict[name]]}"

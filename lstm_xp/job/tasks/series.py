@@ -296,8 +296,9 @@ class ForecastTask(SimpleTask):
         metrics: "horizon"; "test_by_step" {model: {"rmse", "mae", "mase"}: H values each};
         "test_scores" {model: {"rmse", "mae", "mase"}} over all steps; "mase_scale";
         with quantiles, "quantiles" and "intervals" (``forecasting.interval_coverage``);
-        with a backtest, "backtest" {"origins", "origin_labels", "rmse": {model: {"mean",
-        "std"}}, "verdict"}.
+        with a backtest, "backtest" {"origins", "origin_labels" (the last value seen at
+        each origin), "steps_ahead", "rmse": {model: {"mean", "std"}}, "rmse_by_origin",
+        "verdict", "verdict_rule"}.
         """
         test = self.split["test"]
         raw = self.predict(model, test.inputs, test.extra)
@@ -338,6 +339,7 @@ class ForecastTask(SimpleTask):
                 "steps_ahead": self.horizon,
                 "rmse": {m: {"mean": float(r.mean()), "std": float(r.std(ddof=1))
                              if len(r) > 1 else 0.0} for m, r in per_origin.items()},
+                "rmse_by_origin": {m: r.tolist() for m, r in per_origin.items()},
                 "verdict": verdict,
                 "verdict_rule": f"beats: mean RMSE lower by more than {TIE_MARGIN:.0%} and "
                                 f"the mean paired difference over the origins above twice "
@@ -350,7 +352,8 @@ class ForecastTask(SimpleTask):
                 said = "" if m == "lstm" else "   lstm " + {
                     "beats": "beats it", "ties": "ties with it",
                     "beaten by": "is beaten by it"}[verdict[m]]
-                lines.append(f"  {m:<22}{r['mean']:>12.5g} +- {r['std']:<10.3g}{said}")
+                lines.append(f"  {m:<22}{r['mean']:>12.5g} +- {r['std']:<10.3g}{said}"
+                             .rstrip())
         return {"metrics": metrics, "verdict": verdict, "lines": lines,
                 "verdict_basis": None if verdict is None else
                 f"by the backtest over {self.backtest} origins"}
@@ -408,11 +411,15 @@ class ForecastTask(SimpleTask):
         """What ``lstm-xp predict`` prints: ``steps`` forecasts (default 10, or the horizon
         for a run with covariates, which cannot chain)."""
         if steps is None:
-            steps = self.horizon if self.covariates else 10
+            steps = self.horizon if self.covariates else max(10, self.horizon)
         values, quantiles = self.forecast_with_quantiles(model, steps)
         H = self.horizon
         lines = [f"# {self.series.name}: forecasts after the last value "
                  f"({self.series.labels[-1]}, {self.series.values[-1]:g})"]
+        if self.covariates:
+            lines.append(f"# a run with covariates forecasts at most its horizon ({H}): "
+                         f"their values after the last line, which chaining would need, "
+                         f"are not known")
         if steps > H and H == 1:
             lines.append("# one step at a time: each forecast after the first comes from a "
                          "window that holds earlier forecasts (chained), so errors compound"
