@@ -223,6 +223,7 @@ class MonotoneQuantiles(Module):
 
     def __init__(self, *, dtype=None, device="cpu"):
         super().__init__(device, dtype)
+        self._ones = (None, None)        # (key, U) of _sums: made once, not every call
 
     def __repr__(self) -> str:
         return f"MonotoneQuantiles(device={self.device!r})"
@@ -244,8 +245,11 @@ class MonotoneQuantiles(Module):
     def _sums(self, Q: int, dtype):
         """(Q, Q) upper-triangular ones U: steps @ U are the running sums, dq @ U^T the
         sums from k on (a product, which every array module has, where cumsum is not in
-        the array API)."""
-        return self.backend.asarray(np.triu(np.ones((Q, Q))), dtype)
+        the array API). Kept per (device, Q, dtype): no host-to-device copy per call."""
+        key = (self.backend.name, Q, str(dtype))
+        if self._ones[0] != key:
+            self._ones = (key, self.backend.asarray(np.triu(np.ones((Q, Q))), dtype))
+        return self._ones[1]
 
     def backward(self, dq, *, tape=None):
         xp = self.backend.xp

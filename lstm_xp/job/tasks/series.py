@@ -100,7 +100,7 @@ class ForecastTask(SimpleTask):
     @staticmethod
     def forecast_options(cfg) -> dict:
         """The keyword arguments of a task's forecasting options, from a config."""
-        return dict(horizon=cfg.horizon, covariates=getattr(cfg, "covariates", None) or (),
+        return dict(horizon=cfg.horizon, covariates=cfg.covariates or (),
                     time_features=cfg.time_features, quantiles=cfg.quantiles,
                     backtest=cfg.backtest)
 
@@ -139,6 +139,7 @@ class ForecastTask(SimpleTask):
         self.split = split_windows(make_windows(values, window, horizon, self.extra), bounds)
         self.scaler = DeltaScaler(values[:self.train_end])
         self.loss = MSELoss() if self.quantiles is None else PinballLoss(self.quantiles)
+        self._baseline_forecasts = None
         n_test = len(self.split["test"])
         if backtest is not None and backtest > fc.max_origins(n_test, horizon):
             apart = ("" if horizon == 1 else
@@ -284,10 +285,13 @@ class ForecastTask(SimpleTask):
 
     def baseline_forecasts(self) -> dict:
         """Each baseline's (N, H) forecasts of the test targets (what :meth:`baselines`
-        scores)."""
-        split = self.split
-        return bl.series_forecasts(self.series.values, split["train"], split["val"],
-                                   split["test"], self.period)
+        scores); fitted once, since they depend on the data alone (the scores, the report
+        and the figure all ask)."""
+        if self._baseline_forecasts is None:
+            split = self.split
+            self._baseline_forecasts = bl.series_forecasts(
+                self.series.values, split["train"], split["val"], split["test"], self.period)
+        return self._baseline_forecasts
 
     def test_report(self, model) -> dict:
         """What a forecasting run adds to metrics.json, and the verdict when a backtest
